@@ -1,0 +1,3 @@
+from devquarry.cli import main
+
+main()

@@ -1,0 +1,220 @@
+"""The command line: parses arguments, shows progress, prints. The work is in the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from devquarry.errors import InputError
+from devquarry.store import Store, default_db
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Mine developer discussions for the challenges of building on LLMs.")
+ingest_app = typer.Typer(no_args_is_help=True, help="Import threads from files into the store.")
+app.add_typer(ingest_app, name="ingest")
+
+out = Console()
+err = Console(stderr=True)
+
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="DuckDB store (default devquarry.duckdb, or $DEVQUARRY_DB).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print rows as JSON.")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print rows as CSV.")]
+Files = Annotated[list[Path], typer.Argument(help="Input files.", show_default=False)]
+
+
+def main() -> None:
+    """Entry point: bad input exits 2 with one line on stderr; other failures exit 1."""
+    try:
+        app(standalone_mode=False)
+    except InputError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # click's usage errors are ClickException
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        if os.environ.get("DEVQUARRY_DEBUG"):
+            raise
+        err.print(f"[red]error:[/red] {exc.__class__.__name__}: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+def _store(db: Path | None, read_only: bool = False) -> Store:
+    return Store(db or default_db(), read_only=read_only)
+
+
+@contextmanager
+def _byte_progress(total: int, label: str):
+    show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        console=err, disable=not show, transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=total or None)
+        yield lambda n: bar.advance(task, n)
+
+
+def emit(df: pd.DataFrame, *, as_json: bool = False, as_csv: bool = False, title: str | None = None) -> None:
+    """Print rows as a Rich table, JSON or CSV (the same flags on every command that prints rows)."""
+    if as_json:
+        sys.stdout.write(df.to_json(orient="records", date_format="iso", indent=2) + "\n")
+        return
+    if as_csv:
+        sys.stdout.write(df.to_csv(index=False))
+        return
+    table = Table(title=title, show_lines=False)
+    for col in df.columns:
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
+    for row in df.itertuples(index=False):
+        table.add_row(*[_cell(v) for v in row])
+    out.print(table)
+
+
+def _cell(v) -> str:
+    if v is None or (not isinstance(v, (list, dict, str)) and pd.isna(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:,.1f}"
+    if isinstance(v, pd.Timestamp):
+        return v.strftime("%Y-%m-%d")
+    return str(v)
+
+
+def _run_ingest(db: Path | None, source, label: str, as_json: bool) -> None:
+    from devquarry.ingest import ingest
+
+    with _store(db) as store, _byte_progress(source.total_bytes, label) as advance:
+        counts = ingest(store, source, progress=advance)
+    emit(counts, as_json=as_json, title=f"ingested into {store.path} (run {counts.attrs['run_id']})")
+
+
+@ingest_app.command("stackexchange")
+def ingest_stackexchange(
+    path: Annotated[Path, typer.Argument(help="Dump folder with Posts.xml (PostLinks.xml and Comments.xml are read when present), or Posts.xml itself.")],
+    tags: Annotated[Optional[str], typer.Option(help="Keep only questions with one of these tags, comma-separated.")] = None,
+    site: Annotated[Optional[str], typer.Option(help="Site host for links and the source name (default: from the folder name, else stackoverflow.com).")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stream a Stack Exchange data dump into the store."""
+    from devquarry.sources import StackExchangeDump
+
+    tag_list = [t for t in (tags or "").split(",") if t.strip()]
+    _run_ingest(db, StackExchangeDump(path, tags=tag_list, site=site), "Posts", as_json)
+
+
+@ingest_app.command("discourse")
+def ingest_discourse(
+    files: Files,
+    host: Annotated[Optional[str], typer.Option(help="Forum host, e.g. community.openai.com (default: read from avatar paths in the file).")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import Discourse topic JSON (/t/{id}.json or crawls with posts) and topic lists (/latest.json)."""
+    from devquarry.sources import DiscourseSource
+
+    _run_ingest(db, DiscourseSource(files, host=host), "Discourse", as_json)
+
+
+@ingest_app.command("github")
+def ingest_github(
+    files: Files,
+    repo: Annotated[Optional[str], typer.Option(help="owner/name, when the files do not say.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding; a comma list is tried in order (utf-8,gb18030).")] = "utf-8",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import GitHub issues from JSON exports or headerless CSV exports."""
+    from devquarry.sources import GitHubSource
+
+    _run_ingest(db, GitHubSource(files, repo=repo, encoding=encoding), "GitHub", as_json)
+
+
+@ingest_app.command("table")
+def ingest_table(
+    files: Files,
+    source: Annotated[str, typer.Option(help="Source name for these threads, e.g. stackoverflow.")],
+    map_: Annotated[Optional[str], typer.Option("--map", help="field=column,... (fields: see `devquarry ingest fields`). Columns named like a field map themselves.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding; a comma list is tried in order.")] = "utf-8",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import CSV, TSV, JSONL or XLSX rows as threads."""
+    from devquarry.sources import TableSource
+
+    _run_ingest(db, TableSource(files, source=source, mapping=map_, encoding=encoding), "Table", as_json)
+
+
+@ingest_app.command("fields")
+def ingest_fields(as_json: JsonOpt = False) -> None:
+    """List the fields that `ingest table --map` accepts."""
+    from devquarry.sources.tabular import FIELDS
+
+    emit(pd.DataFrame({"field": list(FIELDS), "meaning": list(FIELDS.values())}), as_json=as_json)
+
+
+@app.command()
+def info(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+    """Per source: threads, replies, date range, share resolved, median hours to first reply."""
+    from devquarry.info import info as info_frame
+
+    with _store(db, read_only=True) as store:
+        df = info_frame(store)
+    emit(df, as_json=as_json, as_csv=as_csv, title=f"{store.path}")
+
+
+@app.command()
+def runs(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+    """Every run recorded in the store: command, parameters, versions, counts, times."""
+    with _store(db, read_only=True) as store:
+        df = store.runs()
+    if not as_json and not as_csv:
+        df = df[["run_id", "command", "counts", "started_at", "ended_at"]]
+    emit(df, as_json=as_json, as_csv=as_csv)
+
+
+@app.command()
+def report(
+    out_: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    db: DbOpt = None,
+) -> None:
+    """Write a self-contained HTML report of the store."""
+    from devquarry.report import build_report
+
+    with _store(db, read_only=True) as store:
+        path = build_report(store, out_)
+    out.print(f"report written to {path}")
+
+
+@app.command()
+def demo(
+    out_: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    db: DbOpt = None,
+) -> None:
+    """Run the bundled Stack Overflow corpus through every step and write the report."""
+    from devquarry.demo import demo_source, run_demo
+
+    with _store(db) as store, _byte_progress(demo_source().total_bytes, "demo corpus") as advance:
+        counts, path = run_demo(store, out_, progress=advance)
+    emit(counts, title=f"demo corpus ingested into {store.path}")
+    out.print(f"report written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The demo: the bundled Stack Overflow corpus through every step that exists, ending in a report."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from devquarry.ingest import ingest
+from devquarry.report import build_report
+from devquarry.sources import TableSource
+from devquarry.store import Store
+
+DEMO_SOURCE = "stackoverflow"
+DEMO_MAPPING = {
+    "created_at": "created_time",
+    "accepted_at": "accepted_time",
+    "is_resolved": "has_accepted_answer",
+    "score": "votes",
+    "label": "type",
+}
+
+
+def demo_corpus() -> Path:
+    """Path of the bundled corpus (CC BY-SA 4.0, see the README beside it)."""
+    return Path(str(resources.files("devquarry") / "data" / "stackoverflow-openai-api" / "questions.csv.gz"))
+
+
+def demo_source() -> TableSource:
+    return TableSource([demo_corpus()], source=DEMO_SOURCE, mapping=DEMO_MAPPING)
+
+
+def run_demo(store: Store, out: str | Path = "report.html", progress=None) -> tuple[pd.DataFrame, Path]:
+    """Ingest the bundled corpus and write the report; return the ingest counts and the report path."""
+    counts = ingest(store, demo_source(), command="demo", progress=progress)
+    return counts, build_report(store, out, title="devquarry demo: Stack Overflow questions on the OpenAI API")

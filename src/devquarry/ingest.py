@@ -1,0 +1,234 @@
+"""Ingestion: stream a source's records into the store in one transaction.
+
+Records are staged in batches (so memory stays flat whatever the input size) and merged
+at the end: new threads are inserted; a thread whose content changed is replaced when
+the new copy is at least as recent (by last activity); an older copy is skipped; a
+partial copy (a topic-list entry) only refreshes counters of a full one. Replies whose
+thread is unknown are dropped and counted. Any error rolls everything back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from devquarry.model import Link, Reply, Thread
+from devquarry.sources import DiscourseSource, GitHubSource, Source, StackExchangeDump, TableSource
+from devquarry.store import LINK_COLUMNS, REPLY_COLUMNS, THREAD_COLUMNS, Store
+
+BATCH_SIZE = 2000
+_ARROW = {
+    "VARCHAR": pa.string(),
+    "VARCHAR NOT NULL": pa.string(),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "JSON": pa.string(),
+}
+
+
+def _schema(columns: dict[str, str]) -> pa.Schema:
+    return pa.schema([(c, _ARROW[t]) for c, t in columns.items()] + [("seq", pa.int64())])
+
+
+THREAD_SCHEMA = _schema(THREAD_COLUMNS)
+REPLY_SCHEMA = _schema(REPLY_COLUMNS)
+LINK_SCHEMA = _schema(LINK_COLUMNS)
+_THREAD_FIELDS = [f.name for f in fields(Thread)]
+_REPLY_FIELDS = [f.name for f in fields(Reply)]
+
+
+def _content_hash(values: dict) -> str:
+    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _Stager:
+    """Buffers records and appends them to temporary staging tables in batches."""
+
+    def __init__(self, con, run_id: int, batch_size: int) -> None:
+        self.con = con
+        self.run_id = run_id
+        self.batch_size = batch_size
+        self.seq = 0
+        self.buf: dict[str, list[dict]] = {"thread": [], "reply": [], "link": []}
+        self.staged = {"thread": 0, "reply": 0, "link": 0}
+        for name, cols in (("thread", THREAD_COLUMNS), ("reply", REPLY_COLUMNS), ("link", LINK_COLUMNS)):
+            defs = ", ".join(f"{c} {t.replace(' NOT NULL', '')}" for c, t in cols.items())
+            con.execute(f"CREATE OR REPLACE TEMP TABLE stage_{name} ({defs}, seq BIGINT)")
+
+    def add(self, rec) -> None:
+        self.seq += 1
+        if isinstance(rec, Thread):
+            row = {f: getattr(rec, f) for f in _THREAD_FIELDS}
+            row["raw"] = json.dumps(rec.raw, default=str) if rec.raw is not None else None
+            row["content_hash"] = _content_hash(row)
+            kind = "thread"
+        elif isinstance(rec, Reply):
+            row = {f: getattr(rec, f) for f in _REPLY_FIELDS}
+            row["raw"] = json.dumps(rec.raw, default=str) if rec.raw is not None else None
+            row["content_hash"] = _content_hash(row)
+            kind = "reply"
+        elif isinstance(rec, Link):
+            row = asdict(rec)
+            kind = "link"
+        else:
+            raise TypeError(f"a source yielded {type(rec).__name__}, not a Thread, Reply or Link")
+        row["run_id"] = self.run_id
+        row["seq"] = self.seq
+        buf = self.buf[kind]
+        buf.append(row)
+        if len(buf) >= self.batch_size:
+            self.flush(kind)
+
+    def flush(self, kind: str | None = None) -> None:
+        schemas = {"thread": THREAD_SCHEMA, "reply": REPLY_SCHEMA, "link": LINK_SCHEMA}
+        for k in [kind] if kind else list(self.buf):
+            rows = self.buf[k]
+            if not rows:
+                continue
+            batch = pa.Table.from_pylist(rows, schema=schemas[k])  # noqa: F841 (read by DuckDB)
+            self.con.execute(f"INSERT INTO stage_{k} SELECT * FROM batch")
+            self.staged[k] += len(rows)
+            rows.clear()
+
+
+def ingest(
+    store: Store,
+    source: Source,
+    *,
+    command: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> pd.DataFrame:
+    """Ingest one source into the store; return counts per table (new, updated, unchanged, skipped)."""
+    started = datetime.now(timezone.utc)
+    if progress is not None:
+        source.progress = progress
+    with store.transaction() as con:
+        run_id = store.next_run_id()
+        stager = _Stager(con, run_id, batch_size)
+        for rec in source.records():
+            stager.add(rec)
+        stager.flush()
+        counts = _merge(con, run_id)
+        for name in ("thread", "reply", "link"):
+            con.execute(f"DROP TABLE IF EXISTS stage_{name}")
+        store.record_run(run_id, command or f"ingest {source.kind}", source.params(), counts, started)
+    frame = pd.DataFrame(
+        [
+            {"table": "thread", "new": counts["threads_new"], "updated": counts["threads_updated"] + counts["threads_refreshed"],
+             "unchanged": counts["threads_unchanged"], "skipped": counts["threads_stale"]},
+            {"table": "reply", "new": counts["replies_new"], "updated": counts["replies_updated"],
+             "unchanged": counts["replies_unchanged"], "skipped": counts["replies_orphaned"] + counts["replies_stale"]},
+            {"table": "link", "new": counts["links_new"], "updated": 0,
+             "unchanged": counts["links_unchanged"], "skipped": 0},
+        ]
+    )
+    frame.attrs["run_id"] = run_id
+    frame.attrs["counts"] = counts
+    return frame
+
+
+def _merge(con, run_id: int) -> dict[str, int]:
+    tcols = list(THREAD_COLUMNS)
+    rcols = list(REPLY_COLUMNS)
+    counts: dict[str, int] = {}
+    # Within one ingest the most recent copy of a thread wins, then the last one read.
+    con.execute("""CREATE OR REPLACE TEMP TABLE s_thread AS SELECT * EXCLUDE (seq) FROM stage_thread
+        QUALIFY row_number() OVER (PARTITION BY source, source_id ORDER BY updated_at DESC NULLS LAST, seq DESC) = 1""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE s_action AS
+        SELECT s.source, s.source_id, CASE
+            WHEN t.source IS NULL THEN 'new'
+            WHEN t.content_hash = s.content_hash THEN 'unchanged'
+            WHEN t.is_partial AND NOT s.is_partial THEN 'updated'
+            WHEN s.updated_at < t.updated_at THEN 'stale'
+            WHEN s.is_partial AND NOT t.is_partial THEN 'refresh'
+            ELSE 'updated' END AS action
+        FROM s_thread s LEFT JOIN thread t USING (source, source_id)""")
+    actions = dict(con.execute("SELECT action, count(*) FROM s_action GROUP BY action").fetchall())
+    counts["threads_new"] = actions.get("new", 0)
+    counts["threads_updated"] = actions.get("updated", 0)
+    counts["threads_unchanged"] = actions.get("unchanged", 0)
+    counts["threads_stale"] = actions.get("stale", 0)
+    # A topic-list entry refreshes the counters of a full copy, and nothing else.
+    counts["threads_refreshed"] = con.execute("""UPDATE thread t SET views = s.views, score = coalesce(s.score, t.score),
+            category = coalesce(t.category, s.category), updated_at = greatest(t.updated_at, s.updated_at)
+        FROM s_thread s JOIN s_action a USING (source, source_id)
+        WHERE a.action = 'refresh' AND t.source = s.source AND t.source_id = s.source_id
+          AND (t.views IS DISTINCT FROM s.views OR (s.score IS NOT NULL AND t.score IS DISTINCT FROM s.score)
+               OR (t.category IS NULL AND s.category IS NOT NULL) OR s.updated_at > t.updated_at)""").fetchone()[0]
+    setters = ", ".join(f"{c} = excluded.{c}" for c in tcols if c not in ("source", "source_id"))
+    con.execute(f"""INSERT INTO thread SELECT {', '.join('s.' + c for c in tcols)}
+        FROM s_thread s JOIN s_action a USING (source, source_id) WHERE a.action IN ('new', 'updated')
+        ON CONFLICT DO UPDATE SET {setters}""")
+
+    con.execute("""CREATE OR REPLACE TEMP TABLE s_reply0 AS SELECT * EXCLUDE (seq) FROM stage_reply
+        QUALIFY row_number() OVER (PARTITION BY source, reply_id ORDER BY seq DESC) = 1""")
+    # Comments know only the post they hang under: a question (the thread) or an answer.
+    con.execute("""CREATE OR REPLACE TEMP TABLE s_reply AS
+        SELECT r.* REPLACE (coalesce(r.thread_id, t.source_id, pr.thread_id, er.thread_id) AS thread_id)
+        FROM s_reply0 r
+        LEFT JOIN thread t ON r.thread_id IS NULL AND t.source = r.source AND t.source_id = r.parent_id
+        LEFT JOIN s_reply0 pr ON r.thread_id IS NULL AND pr.source = r.source AND pr.reply_id = r.parent_id
+        LEFT JOIN reply er ON r.thread_id IS NULL AND er.source = r.source AND er.reply_id = r.parent_id""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE r_action AS
+        SELECT s.source, s.reply_id, CASE
+            WHEN t.source IS NULL THEN 'orphaned'
+            WHEN a.action = 'stale' THEN 'stale'
+            WHEN e.source IS NULL THEN 'new'
+            WHEN e.content_hash = s.content_hash THEN 'unchanged'
+            ELSE 'updated' END AS action
+        FROM s_reply s
+        LEFT JOIN thread t ON t.source = s.source AND t.source_id = s.thread_id
+        LEFT JOIN s_action a ON a.source = s.source AND a.source_id = s.thread_id
+        LEFT JOIN reply e ON e.source = s.source AND e.reply_id = s.reply_id""")
+    ractions = dict(con.execute("SELECT action, count(*) FROM r_action GROUP BY action").fetchall())
+    for key in ("new", "updated", "unchanged", "orphaned", "stale"):
+        counts[f"replies_{key}"] = ractions.get(key, 0)
+    rsetters = ", ".join(f"{c} = excluded.{c}" for c in rcols if c not in ("source", "reply_id"))
+    con.execute(f"""INSERT INTO reply SELECT {', '.join('s.' + c for c in rcols)}
+        FROM s_reply s JOIN r_action a USING (source, reply_id) WHERE a.action IN ('new', 'updated')
+        ON CONFLICT DO UPDATE SET {rsetters}""")
+
+    before = con.execute("SELECT count(*) FROM link").fetchone()[0]
+    staged_links = con.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT source, from_id, to_id, link_type FROM stage_link)"
+    ).fetchone()[0]
+    con.execute(f"""INSERT INTO link SELECT {', '.join(LINK_COLUMNS)} FROM stage_link
+        QUALIFY row_number() OVER (PARTITION BY source, from_id, to_id, link_type ORDER BY seq DESC) = 1
+        ON CONFLICT DO NOTHING""")
+    counts["links_new"] = con.execute("SELECT count(*) FROM link").fetchone()[0] - before
+    counts["links_unchanged"] = staged_links - counts["links_new"]
+    for name in ("s_thread", "s_action", "s_reply0", "s_reply", "r_action"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    return counts
+
+
+def ingest_stackexchange(store: Store, path: str | Path, *, tags: list[str] | None = None, site: str | None = None, **kw) -> pd.DataFrame:
+    """Ingest a Stack Exchange dump folder (or its Posts.xml)."""
+    return ingest(store, StackExchangeDump(path, tags=tags, site=site), **kw)
+
+
+def ingest_discourse(store: Store, paths, *, host: str | None = None, **kw) -> pd.DataFrame:
+    """Ingest Discourse topic JSON (``/t/{id}.json``, crawls with posts) or topic lists."""
+    return ingest(store, DiscourseSource(paths, host=host), **kw)
+
+
+def ingest_github(store: Store, paths, *, repo: str | None = None, encoding: str = "utf-8", **kw) -> pd.DataFrame:
+    """Ingest GitHub issues from JSON exports or headerless CSV exports."""
+    return ingest(store, GitHubSource(paths, repo=repo, encoding=encoding), **kw)
+
+
+def ingest_table(store: Store, paths, *, source: str, mapping=None, encoding: str = "utf-8", **kw) -> pd.DataFrame:
+    """Ingest CSV, JSONL or XLSX rows as threads, with a field=column mapping."""
+    return ingest(store, TableSource(paths, source=source, mapping=mapping, encoding=encoding), **kw)

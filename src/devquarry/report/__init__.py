@@ -1,0 +1,3 @@
+from devquarry.report.build import build_report
+
+__all__ = ["build_report"]

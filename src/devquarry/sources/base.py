@@ -1,0 +1,159 @@
+"""The contract every source follows, and the file helpers they share."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from devquarry.errors import InputError
+from devquarry.model import Record
+from devquarry.timeparse import parse_time
+
+ProgressFn = Callable[[int], None]
+
+
+class Source(ABC):
+    """A source turns input files into a stream of Thread, Reply and Link records.
+
+    Subclasses set ``kind`` (the name recorded for the run) and implement ``records``.
+    ``progress`` is called with the number of input bytes consumed since the last call,
+    so that a caller can draw one bar over all files.
+    """
+
+    kind: str = "source"
+
+    def __init__(self, paths: list[str | Path] | str | Path) -> None:
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise InputError(None, "no input files given")
+        self.progress: ProgressFn = lambda n: None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.input_files() if p.is_file())
+
+    def input_files(self) -> list[Path]:
+        return self.paths
+
+    def params(self) -> dict[str, Any]:
+        """What the run record keeps about this source's options."""
+        return {"paths": [str(p) for p in self.paths]}
+
+    @abstractmethod
+    def records(self) -> Iterator[Record]:
+        """Yield records; raise InputError on bad input."""
+
+
+class _CountingReader(io.RawIOBase):
+    def __init__(self, raw, progress: ProgressFn) -> None:
+        self._raw = raw
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        n = self._raw.readinto(buf)
+        if n:
+            self._progress(n)
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_binary(path: Path, progress: ProgressFn | None = None):
+    """Open a file (gzip-compressed when it ends in .gz) for streaming, counting bytes."""
+    check_file(path)
+    raw = open(path, "rb", buffering=0)
+    stream = io.BufferedReader(_CountingReader(raw, progress or (lambda n: None)), 1 << 20)
+    if path.suffix == ".gz":
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    return stream
+
+
+def check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected a file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+
+
+def read_bytes(path: Path, progress: ProgressFn | None = None) -> bytes:
+    with open_binary(path, progress) as fh:
+        try:
+            data = fh.read()
+        except (OSError, EOFError) as exc:
+            raise InputError(path, f"cannot read compressed data ({exc})") from None
+    if not data.strip():
+        raise InputError(path, "file is empty")
+    return data
+
+
+def decode(data: bytes, path: Path, encoding: str) -> str:
+    """Decode strictly; a wrong encoding is reported with the line of the first bad byte.
+
+    ``encoding`` may list fallbacks, tried in order: ``"utf-8,gb18030"``. Put UTF-8
+    first: single-byte encodings decode any bytes at all, so they must come last.
+    """
+    names = [e.strip() for e in encoding.split(",") if e.strip()] or ["utf-8"]
+    first_error = None
+    for name in names:
+        try:
+            return data.decode(name).lstrip("\ufeff")
+        except LookupError:
+            raise InputError(path, f"unknown encoding {name!r}") from None
+        except UnicodeDecodeError as exc:
+            first_error = first_error or (name, exc)
+    name, exc = first_error
+    line = data.count(b"\n", 0, exc.start) + 1
+    bad = data[exc.start : exc.start + 1].hex()
+    tried = " or ".join(names)
+    raise InputError(
+        path,
+        f"byte 0x{bad} is not valid {tried} (pass --encoding with the file's encoding, e.g. latin-1 or gb18030)",
+        line=data.count(b"\n", 0, exc.start) + 1 if len(names) == 1 else line,
+    )
+
+
+def load_json(path: Path, progress: ProgressFn | None = None, encoding: str = "utf-8") -> Any:
+    text = decode(read_bytes(path, progress), path, encoding)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
+
+
+def time_field(value, path: Path, field: str, *, record=None, line=None, formats=()):
+    try:
+        return parse_time(value, formats)
+    except ValueError as exc:
+        raise InputError(path, str(exc), record=record, line=line, field=field) from None
+
+
+def int_field(value, path: Path, field: str, *, record=None, line=None) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip()
+    if text.lower() in {"none", "null", "nan"}:
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        raise InputError(path, f"not a number: {text[:40]!r}", record=record, line=line, field=field) from None

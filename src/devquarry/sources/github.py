@@ -1,0 +1,202 @@
+"""GitHub issues: JSON exports (a research crawl's ``{repository, issues}`` files or the
+REST API's issue list) and headerless CSV exports (url, title, created_at, state, labels, body).
+
+Resolved means closed as completed: ``state_reason`` 'completed' (or absent on a closed
+issue, as in older API data and exports that do not keep it); 'not_planned' and
+'duplicate' are closed but not resolved.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from devquarry.errors import InputError
+from devquarry.model import Record, Reply, Thread
+from devquarry.sources.base import Source, decode, int_field, load_json, read_bytes, time_field
+from devquarry.text import markdown_to_text
+
+_ISSUE_URL = re.compile(r"github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)")
+TEXT_KEYS = {"title", "body", "author", "html_url", "url", "api_url"}
+CSV_STATES = {
+    "open issue": ("open", None),
+    "closed issue": ("closed", "completed"),
+    "closed as not planned issue": ("closed", "not_planned"),
+    "closed as duplicate issue": ("closed", "duplicate"),
+}
+
+
+class GitHubSource(Source):
+    kind = "github"
+
+    def __init__(self, paths, *, repo: str | None = None, encoding: str = "utf-8", include_pulls: bool = False) -> None:
+        super().__init__(paths)
+        self.repo = repo
+        self.encoding = encoding
+        self.include_pulls = include_pulls
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "repo": self.repo, "encoding": self.encoding, "include_pulls": self.include_pulls}
+
+    def records(self) -> Iterator[Record]:
+        for path in self.paths:
+            name = path.name.lower()
+            if name.endswith((".csv", ".csv.gz")):
+                yield from self._csv(path)
+            else:
+                yield from self._json(path)
+
+    def _json(self, path: Path) -> Iterator[Record]:
+        data = load_json(path, self.progress, self.encoding)
+        if isinstance(data, dict) and isinstance(data.get("issues"), list):
+            repo, issues = self.repo or destring(data.get("repository")), data["issues"]
+        elif isinstance(data, list):
+            repo, issues = self.repo, data
+        else:
+            raise InputError(path, "expected a list of issues or an object with 'issues'", field="issues")
+        for i, issue in enumerate(issues):
+            if not isinstance(issue, dict):
+                raise InputError(path, "expected an issue object", record=i)
+            issue = {k: v if k in TEXT_KEYS else destring(v) for k, v in issue.items()}
+            if "pull_request" in issue and issue["pull_request"] and not self.include_pulls:
+                continue
+            yield from self._issue(issue, path, i, repo)
+
+    def _issue(self, issue: dict, path: Path, i: int, repo: str | None) -> Iterator[Record]:
+        number = issue.get("issue_number", issue.get("number"))
+        url = issue.get("html_url") or issue.get("url")
+        m = _ISSUE_URL.search(str(url or ""))
+        repo = repo or issue.get("repository") or (m.group(1) if m else None)
+        if number is None and m:
+            number = m.group(2)
+        if number is None:
+            raise InputError(path, "issue has no number", record=i, field="number")
+        if not repo:
+            raise InputError(path, "cannot tell the repository; pass --repo", record=i, field="repository")
+        number = str(int_field(number, path, "number", record=i))
+        rec = f"{i} (issue {number})"
+        source = f"github:{repo}"
+        state = str(issue.get("state") or "").lower()
+        reason = issue.get("state_reason")
+        text, code = markdown_to_text(issue.get("body"))
+        user = issue.get("user")
+        replies = []
+        for j, c in enumerate(issue.get("comments") if isinstance(issue.get("comments"), list) else []):
+            if not isinstance(c, dict):
+                raise InputError(path, f"comment {j} is not an object", record=rec, field="comments")
+            ctext, ccode = markdown_to_text(c.get("body"))
+            cuser = c.get("user")
+            replies.append(
+                Reply(
+                    source=source,
+                    reply_id=str(c.get("id") or f"{number}-{j + 1}"),
+                    thread_id=number,
+                    author=c.get("author") or (cuser.get("login") if isinstance(cuser, dict) else None),
+                    created_at=time_field(c.get("created_at"), path, "comments.created_at", record=rec),
+                    body_text=ctext,
+                    code=ccode,
+                    raw=c,
+                )
+            )
+        count = issue.get("comments_count")
+        if count is None and isinstance(issue.get("comments"), int):
+            count = issue["comments"]
+        reactions = issue.get("reactions")
+        yield Thread(
+            source=source,
+            source_id=number,
+            title=str(issue.get("title") or ""),
+            url=url if m else f"https://github.com/{repo}/issues/{number}",
+            body_text=text,
+            code=code,
+            tags=_labels(issue.get("labels")),
+            author=issue.get("author") or (user.get("login") if isinstance(user, dict) else None),
+            created_at=time_field(issue.get("created_at"), path, "created_at", record=rec),
+            updated_at=time_field(issue.get("updated_at"), path, "updated_at", record=rec),
+            score=reactions.get("total_count") if isinstance(reactions, dict) else None,
+            reply_count=int_field(count, path, "comments_count", record=rec) if count is not None else None,
+            is_resolved=_resolved(state, reason),
+            closed_at=time_field(issue.get("closed_at"), path, "closed_at", record=rec),
+            state=f"{state}:{reason}" if reason and state == "closed" else state or None,
+            raw=issue,
+        )
+        yield from replies
+
+    def _csv(self, path: Path) -> Iterator[Record]:
+        text = decode(read_bytes(path, self.progress), path, self.encoding)
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) < 4:
+                    raise InputError(path, f"expected 6 columns (url, title, created_at, state, labels, body), found {len(row)}", line=line)
+                url, title, created, state_text = row[:4]
+                labels = row[4] if len(row) > 4 else ""
+                body = row[5] if len(row) > 5 else ""
+                m = _ISSUE_URL.search(url)
+                if not m:
+                    raise InputError(path, f"not a GitHub issue url: {url[:60]!r}", line=line, field="url")
+                key = state_text.strip().lower()
+                if key not in CSV_STATES:
+                    raise InputError(path, f"unknown state {state_text!r}", line=line, field="state")
+                state, reason = CSV_STATES[key]
+                repo = self.repo or m.group(1)
+                ptext, code = markdown_to_text(body)
+                yield Thread(
+                    source=f"github:{repo}",
+                    source_id=m.group(2),
+                    title=title,
+                    url=url,
+                    body_text=ptext,
+                    code=code,
+                    tags=[] if labels.strip().lower() in {"", "no label"} else [t.strip() for t in labels.split(",") if t.strip()],
+                    created_at=time_field(created, path, "created_at", line=line),
+                    is_resolved=_resolved(state, reason),
+                    state=f"{state}:{reason}" if reason else state,
+                    raw={"url": url, "title": title, "created_at": created, "state": state_text, "labels": labels, "body": body},
+                )
+        except csv.Error as exc:
+            raise InputError(path, f"malformed CSV: {exc}", line=reader.line_num) from None
+
+
+def _resolved(state: str, reason: str | None) -> bool:
+    return state == "closed" and (reason in (None, "", "completed"))
+
+
+def _labels(value) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    out = []
+    for item in value:
+        name = item.get("name") if isinstance(item, dict) else item
+        if name:
+            out.append(str(name))
+    return out
+
+
+def destring(value):
+    """Undo exports that store every value as a string ("None", "['bug']", "8")."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text in {"None", "null"}:
+        return None
+    if text in {"True", "False"}:
+        return text == "True"
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if text[:1] in "[{" and text[-1:] in "]}":
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return value
+    return value

@@ -1,0 +1,232 @@
+"""CSV, JSONL and XLSX exports, with a mapping from our fields to the file's columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from devquarry.errors import InputError
+from devquarry.model import Record, Thread
+from devquarry.sources.base import Source, decode, int_field, read_bytes, time_field
+from devquarry.text import html_to_text
+
+FIELDS = {
+    "source_id": "the thread's id in its source (default: taken from url)",
+    "url": "link to the thread",
+    "title": "title",
+    "body": "body as plain text",
+    "body_html": "body as HTML (converted to text, code kept apart)",
+    "tags": "tags, separated by , ; | or written <a><b>",
+    "category": "forum category",
+    "author": "author",
+    "created_at": "creation time",
+    "updated_at": "last activity time",
+    "accepted_at": "time of the accepted answer",
+    "first_reply_at": "time of the first reply",
+    "closed_at": "time the thread was closed",
+    "is_resolved": "resolved flag (1/0, true/false, yes/no)",
+    "views": "view count",
+    "score": "score, votes or likes",
+    "reply_count": "number of replies",
+    "state": "state text",
+    "label": "a hand label, kept for the taxonomy step",
+}
+_ID_IN_URL = re.compile(r"/(?:questions|q|t/[^/]+|issues|pull)/(\d+)")
+_TRUE = {"1", "true", "yes", "y", "t", "solved", "resolved"}
+_FALSE = {"0", "false", "no", "n", "f", "unsolved", "", "none", "nan"}
+
+
+def parse_mapping(spec: str | dict[str, str] | None) -> dict[str, str]:
+    """``"title=Title,url=Link"`` -> {"title": "Title", "url": "Link"}; unknown fields are errors."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        pairs = list(spec.items())
+    else:
+        pairs = []
+        for part in spec.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise InputError(None, f"--map entry {part.strip()!r} is not field=column")
+            field, column = part.split("=", 1)
+            pairs.append((field.strip(), column.strip()))
+    mapping = {}
+    for field, column in pairs:
+        if field not in FIELDS:
+            raise InputError(None, f"unknown --map field {field!r}; known fields: {', '.join(FIELDS)}", field=field)
+        mapping[field] = column
+    return mapping
+
+
+class TableSource(Source):
+    kind = "table"
+
+    def __init__(self, paths, *, source: str, mapping: str | dict | None = None, encoding: str = "utf-8", sheet: str | None = None) -> None:
+        super().__init__(paths)
+        if not source or not re.fullmatch(r"[\w.:/@-]+", source):
+            raise InputError(None, f"--source must be a short name (letters, digits, . : / - _), got {source!r}")
+        self.source = source
+        self.mapping = parse_mapping(mapping)
+        self.encoding = encoding
+        self.sheet = sheet
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "source": self.source, "map": self.mapping, "encoding": self.encoding}
+
+    def records(self) -> Iterator[Record]:
+        for path in self.paths:
+            rows = self._rows(path)
+            header = None
+            for line, row in rows:
+                if header is None:
+                    header = set(row)
+                    self._check_header(path, header)
+                yield self._thread(path, line, row)
+
+    def _check_header(self, path: Path, header: set[str]) -> None:
+        mapping = {**{f: f for f in FIELDS if f in header and f not in self.mapping}, **self.mapping}
+        for field, column in mapping.items():
+            if column not in header:
+                raise InputError(path, f"column {column!r} (mapped to {field}) is not in the file; columns: {', '.join(sorted(header))}", field=column)
+        if not ({"source_id", "url"} & mapping.keys()):
+            raise InputError(path, "map a column to source_id or url (e.g. --map url=Link)", field="source_id")
+        if not ({"title", "body", "body_html"} & mapping.keys()):
+            raise InputError(path, "map a column to title or body (e.g. --map title=Title)", field="title")
+        self._effective = mapping
+
+    def _rows(self, path: Path) -> Iterator[tuple[int, dict]]:
+        name = path.name.lower()
+        if name.endswith((".xlsx", ".xlsm")):
+            yield from self._xlsx(path)
+            return
+        text = decode(read_bytes(path, self.progress), path, self.encoding)
+        if name.endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
+            for n, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=n) from None
+                if not isinstance(obj, dict):
+                    raise InputError(path, "expected a JSON object per line", line=n)
+                yield n, obj
+            return
+        delimiter = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+        try:
+            if not reader.fieldnames:
+                raise InputError(path, "no header row")
+            for row in reader:
+                if None in row:
+                    raise InputError(path, f"row has {len(reader.fieldnames) + len(row[None])} cells, header has {len(reader.fieldnames)}", line=reader.line_num)
+                yield reader.line_num, row
+        except csv.Error as exc:
+            raise InputError(path, f"malformed CSV: {exc}", line=reader.line_num) from None
+
+    def _xlsx(self, path: Path) -> Iterator[tuple[int, dict]]:
+        from openpyxl import load_workbook
+
+        read_bytes(path)  # the same checks as for other files (exists, not empty)
+        try:
+            wb = load_workbook(path, read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises many types for a corrupt workbook
+            raise InputError(path, f"not a readable XLSX workbook ({exc.__class__.__name__})") from None
+        ws = wb[self.sheet] if self.sheet else wb.worksheets[0]
+        it = ws.iter_rows(values_only=True)
+        header = next(it, None)
+        if not header:
+            raise InputError(path, "no header row")
+        names = [str(h) if h is not None else f"column{i + 1}" for i, h in enumerate(header)]
+        for n, values in enumerate(it, 2):
+            if values is None or all(v is None for v in values):
+                continue
+            yield n, {k: ("" if v is None else v) for k, v in zip(names, values)}
+        self.progress(path.stat().st_size)
+
+    def _thread(self, path: Path, line: int, row: dict) -> Thread:
+        m = self._effective
+
+        def get(field):
+            col = m.get(field)
+            if col is None:
+                return None
+            value = row.get(col)
+            if value is None:
+                return None
+            if isinstance(value, str):
+                value = value.strip()
+                return value or None
+            return value
+
+        url = get("url")
+        source_id = get("source_id")
+        if source_id is None:
+            if url is None:
+                raise InputError(path, "row has neither an id nor a url", line=line, field=m.get("url") or m.get("source_id"))
+            found = _ID_IN_URL.search(str(url))
+            source_id = found.group(1) if found else str(url)
+        body_html = get("body_html")
+        text, code = html_to_text(body_html) if body_html else (get("body") or "", "")
+
+        def ts(field):
+            return time_field(get(field), path, m.get(field, field), line=line)
+
+        def num(field):
+            return int_field(get(field), path, m.get(field, field), line=line)
+
+        resolved = get("is_resolved")
+        if resolved is not None:
+            key = str(resolved).strip().lower()
+            if key.endswith(".0"):
+                key = key[:-2]
+            if key in _TRUE:
+                resolved = True
+            elif key in _FALSE:
+                resolved = False
+            else:
+                raise InputError(path, f"not a yes/no value: {resolved!r}", line=line, field=m["is_resolved"])
+        accepted_at = ts("accepted_at")
+        if resolved is None and accepted_at is not None:
+            resolved = True
+        tags = get("tags")
+        if isinstance(tags, str):
+            tags = [t for t in re.split(r"[,;|<>]+", tags) if t.strip()]
+        label = get("label")
+        return Thread(
+            source=self.source,
+            source_id=_id_text(source_id),
+            title=str(get("title") or ""),
+            url=str(url) if url else None,
+            body_text=str(text),
+            body_html=body_html,
+            code=code,
+            tags=[str(t).strip() for t in tags or []],
+            category=str(get("category")) if get("category") is not None else None,
+            author=str(get("author")) if get("author") is not None else None,
+            created_at=ts("created_at"),
+            updated_at=ts("updated_at"),
+            accepted_at=accepted_at,
+            first_reply_at=ts("first_reply_at"),
+            closed_at=ts("closed_at"),
+            views=num("views"),
+            score=num("score"),
+            reply_count=num("reply_count"),
+            is_resolved=resolved,
+            state=get("state"),
+            label=str(label) if label is not None else None,
+            raw={k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in row.items()},
+        )
+
+
+def _id_text(value) -> str:
+    # Spreadsheets hand numeric ids back as floats (20178.0).
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

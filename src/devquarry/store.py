@@ -1,0 +1,240 @@
+"""The DuckDB store: versioned schema, idempotent upserts in one transaction, run records.
+
+Tables hold what the sources said; the views ``threads`` and ``replies`` add what can be
+derived from the replies held (reply count, first reply, accepted answer, resolved) where
+the source did not say it. Read through the views.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import warnings
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from devquarry.errors import InputError
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "devquarry.duckdb"
+TRACKED_PACKAGES = ("devquarry", "duckdb", "lxml", "pandas", "pyarrow", "jinja2", "plotly")
+
+THREAD_COLUMNS = {
+    "source": "VARCHAR NOT NULL",
+    "source_id": "VARCHAR NOT NULL",
+    "url": "VARCHAR",
+    "title": "VARCHAR",
+    "body_text": "VARCHAR",
+    "body_html": "VARCHAR",
+    "code": "VARCHAR",
+    "tags": "VARCHAR[]",
+    "category": "VARCHAR",
+    "author": "VARCHAR",
+    "created_at": "TIMESTAMPTZ",
+    "updated_at": "TIMESTAMPTZ",
+    "views": "BIGINT",
+    "score": "DOUBLE",
+    "reply_count": "INTEGER",
+    "first_reply_at": "TIMESTAMPTZ",
+    "accepted_at": "TIMESTAMPTZ",
+    "accepted_reply_id": "VARCHAR",
+    "is_resolved": "BOOLEAN",
+    "closed_at": "TIMESTAMPTZ",
+    "state": "VARCHAR",
+    "label": "VARCHAR",
+    "is_partial": "BOOLEAN",
+    "raw": "JSON",
+    "content_hash": "VARCHAR",
+    "run_id": "INTEGER",
+}
+REPLY_COLUMNS = {
+    "source": "VARCHAR NOT NULL",
+    "reply_id": "VARCHAR NOT NULL",
+    "thread_id": "VARCHAR",
+    "parent_id": "VARCHAR",
+    "kind": "VARCHAR",
+    "author": "VARCHAR",
+    "created_at": "TIMESTAMPTZ",
+    "body_text": "VARCHAR",
+    "body_html": "VARCHAR",
+    "code": "VARCHAR",
+    "score": "DOUBLE",
+    "is_accepted": "BOOLEAN",
+    "raw": "JSON",
+    "content_hash": "VARCHAR",
+    "run_id": "INTEGER",
+}
+LINK_COLUMNS = {
+    "source": "VARCHAR NOT NULL",
+    "from_id": "VARCHAR NOT NULL",
+    "to_id": "VARCHAR NOT NULL",
+    "link_type": "VARCHAR NOT NULL",
+    "created_at": "TIMESTAMPTZ",
+    "run_id": "INTEGER",
+}
+
+
+def _table_sql(name: str, columns: dict[str, str], key: tuple[str, ...]) -> str:
+    cols = ",\n  ".join(f"{c} {t}" for c, t in columns.items())
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n  {cols},\n  PRIMARY KEY ({', '.join(key)})\n)"
+
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    _table_sql("thread", THREAD_COLUMNS, ("source", "source_id")),
+    _table_sql("reply", REPLY_COLUMNS, ("source", "reply_id")),
+    _table_sql("link", LINK_COLUMNS, ("source", "from_id", "to_id", "link_type")),
+    """CREATE TABLE IF NOT EXISTS run (
+  run_id INTEGER PRIMARY KEY, command VARCHAR, params JSON, versions JSON,
+  counts JSON, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)""",
+    # An answer is accepted when the source flags it or the thread names it (Stack Exchange
+    # keeps AcceptedAnswerId on the question only).
+    """CREATE OR REPLACE VIEW replies AS
+SELECT r.* REPLACE (coalesce(r.is_accepted, false) OR (t.accepted_reply_id IS NOT NULL
+        AND r.reply_id = t.accepted_reply_id) AS is_accepted)
+FROM reply r LEFT JOIN thread t ON t.source = r.source AND t.source_id = r.thread_id""",
+    """CREATE OR REPLACE VIEW threads AS
+WITH agg AS (
+  SELECT source, thread_id,
+         count(*) FILTER (WHERE kind = 'answer') AS n_answers,
+         min(created_at) FILTER (WHERE kind = 'answer') AS first_answer_at,
+         min(created_at) FILTER (WHERE is_accepted AND kind = 'answer') AS accepted_answer_at
+  FROM replies GROUP BY ALL)
+SELECT t.* EXCLUDE (content_hash, reply_count, first_reply_at, accepted_at, is_resolved),
+       coalesce(t.reply_count, a.n_answers, 0) AS reply_count,
+       coalesce(t.first_reply_at, a.first_answer_at) AS first_reply_at,
+       coalesce(t.accepted_at, a.accepted_answer_at) AS accepted_at,
+       coalesce(t.is_resolved, a.accepted_answer_at IS NOT NULL, false) AS is_resolved
+FROM thread t LEFT JOIN agg a ON a.source = t.source AND a.thread_id = t.source_id""",
+]
+
+
+def default_db() -> str:
+    return os.environ.get("DEVQUARRY_DB", DEFAULT_DB)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+class Store:
+    """One DuckDB file holding threads, replies, links and the record of every run."""
+
+    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
+        self.path = Path(path or default_db())
+        if read_only and not self.path.exists():
+            raise InputError(self.path, "no such store; ingest something first")
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise InputError(self.path, f"cannot open as a DuckDB store ({exc})") from None
+        if not read_only:
+            self._migrate()
+        else:
+            self._check_version()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        self._check_version()
+        with self.transaction():
+            for stmt in SCHEMA:
+                self.con.execute(stmt)
+            self.con.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                [str(SCHEMA_VERSION)],
+            )
+
+    def _check_version(self) -> None:
+        has_meta = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+        ).fetchone()[0]
+        if not has_meta:
+            return
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row and int(row[0]) > SCHEMA_VERSION:
+            raise InputError(self.path, f"store has schema version {row[0]}, newer than this devquarry ({SCHEMA_VERSION}); upgrade devquarry")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+    @contextmanager
+    def transaction(self):
+        """All or nothing: on any error the store is left exactly as it was."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def next_run_id(self) -> int:
+        return self.con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM run").fetchone()[0]
+
+    def record_run(self, run_id: int, command: str, params: dict, counts: dict, started_at: datetime) -> None:
+        self.con.execute(
+            "INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                command,
+                json.dumps(params, default=str),
+                json.dumps(library_versions()),
+                json.dumps(counts, default=str),
+                started_at,
+                datetime.now(timezone.utc),
+            ],
+        )
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with warnings.catch_warnings():
+            # DuckDB's DataFrame conversion uses a pandas keyword that pandas 3.1 deprecates.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+            return self.con.execute(sql, params or []).df()
+
+    def threads(self, source: str | None = None) -> pd.DataFrame:
+        """Threads with derived fields filled in, as a DataFrame."""
+        if source:
+            df = self.query("SELECT * EXCLUDE (raw) FROM threads WHERE source = ? ORDER BY created_at", [source])
+        else:
+            df = self.query("SELECT * EXCLUDE (raw) FROM threads ORDER BY source, created_at")
+        df["tags"] = df["tags"].map(lambda v: [] if v is None else list(v))
+        return df
+
+    def replies(self, source: str | None = None) -> pd.DataFrame:
+        where = "WHERE source = ?" if source else ""
+        return self.query(f"SELECT * EXCLUDE (raw) FROM replies {where} ORDER BY source, thread_id, created_at", [source] if source else [])
+
+    def links(self) -> pd.DataFrame:
+        return self.query("SELECT * FROM link ORDER BY source, from_id")
+
+    def runs(self) -> pd.DataFrame:
+        return self.query("SELECT * FROM run ORDER BY run_id")
+
+    def counts(self) -> dict[str, int]:
+        return {
+            t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("thread", "reply", "link", "run")
+        }

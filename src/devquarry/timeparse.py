@@ -1,0 +1,46 @@
+"""Timestamps from every source, as timezone-aware UTC datetimes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+# Formats seen in the wild besides ISO 8601: the Stack Overflow study's CSV ("2025/1/21 18:30").
+EXTRA_FORMATS = ("%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d/%m/%Y %H:%M")
+
+
+def parse_time(value, formats: tuple[str, ...] = ()) -> datetime | None:
+    """Parse a timestamp; naive times are taken as UTC. Raises ValueError when unparseable."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, float) and value != value:  # NaN from JSON or a spreadsheet
+        return None
+    elif isinstance(value, (int, float)):
+        dt = datetime.fromtimestamp(value, tz=timezone.utc)
+    else:
+        text = str(value).strip()
+        if not text or text.lower() in {"none", "null", "nan", "nat"}:
+            return None
+        dt = None
+        for fmt in formats:
+            try:
+                dt = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                pass
+        if dt is None:
+            try:
+                dt = datetime.fromisoformat(text.replace(" UTC", "+00:00"))
+            except ValueError:
+                for fmt in EXTRA_FORMATS:
+                    try:
+                        dt = datetime.strptime(text, fmt)
+                        break
+                    except ValueError:
+                        pass
+        if dt is None:
+            raise ValueError(f"not a date or time: {text[:40]!r}")
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)

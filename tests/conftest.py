@@ -1,0 +1,40 @@
+"""Shared test helpers: the real corpora in ../shared/data, a fresh store, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devquarry import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED = Path(os.environ.get("DEVQUARRY_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"real corpora not found at {SHARED} (set DEVQUARRY_SHARED_DATA)")
+    return SHARED
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    s = Store(tmp_path / "test.duckdb")
+    yield s
+    s.close()
+
+
+def run_cli(*args: str, db: Path | None = None, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the installed console command as a user would."""
+    cmd = [sys.executable, "-m", "devquarry", *args]
+    if db is not None:
+        cmd += ["--db", str(db)]
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("DEVQUARRY_DB", None) if env is None or "DEVQUARRY_DB" not in env else None
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=full_env, timeout=600)

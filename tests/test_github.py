@@ -1,0 +1,65 @@
+import gzip
+import json
+
+from conftest import FIXTURES
+from devquarry import ingest_github
+
+
+def test_app_issue_exports(store, shared):
+    files = sorted((shared / "github-issues-llm-apps").glob("*.json.gz"))
+    c = ingest_github(store, files).attrs["counts"]
+    assert c["threads_new"] == 5012
+    issues = [i for f in files for i in json.load(gzip.open(f))["issues"]]
+    assert c["replies_new"] == sum(len(i["comments"]) for i in issues)
+    t = store.threads()
+    assert t.source.nunique() == 15
+    # Reply counts come from comments_count: the exported comment lists are truncated for 902 issues.
+    assert int(t.reply_count.sum()) == sum(int(i["comments_count"]) for i in issues)
+    closed = sum(1 for i in issues if i["state"] == "closed")
+    assert int(t.is_resolved.sum()) == closed  # no state_reason in these exports: closed counts as completed
+    crew = store.threads("github:crewAIInc/crewAI").set_index("source_id").loc["805"]
+    assert crew.tags == ["no-issue-activity"] and crew.reply_count == 6
+    assert crew.url == "https://github.com/crewAIInc/crewAI/issues/805"
+
+
+def test_stringified_values(store):
+    c = ingest_github(store, [FIXTURES / "github_crewai_stringified.json"]).attrs["counts"]
+    assert c["threads_new"] == 3
+    t = store.threads("github:crewAIInc/crewAI").set_index("source_id")
+    assert t.loc["805", "tags"] == ["no-issue-activity"]  # from the string "['no-issue-activity']"
+    assert t.loc["805", "reply_count"] == 6  # from "6"
+    assert t.loc["3028", "closed_at"] is None or str(t.loc["3028", "closed_at"]) in ("NaT", "None")  # from "None"
+    assert bool(t.loc["805", "is_resolved"]) and not bool(t.loc["3028", "is_resolved"])
+    r = store.replies("github:crewAIInc/crewAI")
+    assert (r.thread_id == "805").sum() == 5  # the comment list, parsed back from its string
+
+
+def test_api_shape_state_reason_and_pull_requests(store):
+    ingest_github(store, [FIXTURES / "github_api_issues.json"])
+    t = store.threads("github:Aider-AI/aider").set_index("source_id")
+    assert "99999" not in t.index  # a pull request
+    assert len(t) == 4
+    resolved = t.is_resolved.to_dict()
+    assert resolved == {"3627": True, "92": False, "554": True, "649": False}  # not_planned is not resolved
+    assert t.loc["92", "state"] == "closed:not_planned"
+
+
+def test_vendor_csv_exports(store, shared):
+    files = sorted((shared / "github-issues-llm-vendors").glob("*.csv"))
+    c = ingest_github(store, files, encoding="utf-8,gb18030").attrs["counts"]
+    assert c["threads_new"] == 4987
+    t = store.threads()
+    assert t.source.nunique() == 19
+    oa = t[t.source == "github:openai/openai-python"]
+    # 528 "Closed issue", 181 "Closed as not planned issue", 74 open.
+    assert len(oa) == 783 and int(oa.is_resolved.sum()) == 528
+    recipes = t[t.source == "github:meta-llama/llama-recipes"].set_index("source_id")
+    assert len(recipes) == 356
+    assert recipes.loc["738", "title"] == "Learning rate scheduler"
+
+
+def test_gb18030_needs_its_encoding(store):
+    c = ingest_github(store, [FIXTURES / "vendors_gb18030.csv"], encoding="gb18030").attrs["counts"]
+    assert c["threads_new"] == 12
+    texts = " ".join(store.threads().body_text)
+    assert "\ufffd" not in texts
