@@ -24,6 +24,7 @@ from devquarry.errors import InputError
 
 SCHEMA_VERSION = 1
 DEFAULT_DB = "devquarry.duckdb"
+DEFAULT_MEMORY_LIMIT = "1GB"
 TRACKED_PACKAGES = ("devquarry", "duckdb", "lxml", "pandas", "pyarrow", "jinja2", "plotly")
 
 THREAD_COLUMNS = {
@@ -133,12 +134,17 @@ def library_versions() -> dict[str, str]:
 class Store:
     """One DuckDB file holding threads, replies, links and the record of every run."""
 
-    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path | None = None, *, read_only: bool = False, memory_limit: str | None = None) -> None:
         self.path = Path(path or default_db())
         if read_only and not self.path.exists():
             raise InputError(self.path, "no such store; ingest something first")
+        # A cap makes DuckDB spill large ingests to disk instead of growing with the input.
+        config = {
+            "memory_limit": memory_limit or os.environ.get("DEVQUARRY_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT),
+            "preserve_insertion_order": False,
+        }
         try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
+            self.con = duckdb.connect(str(self.path), read_only=read_only, config=config)
         except duckdb.Error as exc:
             raise InputError(self.path, f"cannot open as a DuckDB store ({exc})") from None
         if not read_only:

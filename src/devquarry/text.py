@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import lxml.html
 from lxml import etree
 
 _BLOCK_TAGS = {
@@ -13,6 +12,7 @@ _BLOCK_TAGS = {
 }
 _DROP_TAGS = {"script", "style", "svg", "noscript"}
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.S | re.M)
+_PARSER = etree.HTMLParser(recover=True, no_network=True, remove_comments=True, remove_pis=True)
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _BLANKS = re.compile(r"\n\s*\n+")
 
@@ -29,12 +29,15 @@ def html_to_text(html: str | None) -> tuple[str, str]:
     if not html or not html.strip():
         return "", ""
     try:
-        root = lxml.html.fragment_fromstring(html, create_parent="div")
+        # Plain etree elements: lxml.html's element classes cost a lookup per node.
+        root = etree.fromstring(html, _PARSER)
     except (etree.ParserError, ValueError):
         return normalise(html), ""
+    if root is None:  # nothing but comments or whitespace
+        return "", ""
     code_blocks: list[str] = []
     for pre in root.iter("pre"):
-        code_blocks.append(pre.text_content().strip("\n"))
+        code_blocks.append("".join(pre.itertext()).strip("\n"))
     parts: list[str] = []
     _walk(root, parts)
     return normalise("".join(parts)), "\n\n".join(c for c in code_blocks if c)

@@ -109,7 +109,7 @@ def _full_topic(topic: dict, path: Path, i: int, host: str) -> Iterator[Record]:
                 code=code,
                 score=post.get("score"),
                 is_accepted=accepted,
-                raw=post,
+                raw={k: v for k, v in post.items() if k != "cooked"},
             )
         )
     accepted_reply = next((r for r in replies if r.is_accepted), None)
@@ -130,7 +130,8 @@ def _full_topic(topic: dict, path: Path, i: int, host: str) -> Iterator[Record]:
         accepted_reply_id=accepted_reply.reply_id if accepted_reply else None,
         accepted_at=accepted_reply.created_at if accepted_reply else None,
         is_resolved=accepted_reply is not None or bool(topic.get("has_accepted_answer")),
-        raw=topic,
+        # Posts are kept with the replies (and the first post's HTML in body_html).
+        raw={k: v for k, v in topic.items() if k not in ("post_comments", "post_stream")},
     )
     yield from replies
 

@@ -123,7 +123,7 @@ class GitHubSource(Source):
             is_resolved=_resolved(state, reason),
             closed_at=time_field(issue.get("closed_at"), path, "closed_at", record=rec),
             state=f"{state}:{reason}" if reason and state == "closed" else state or None,
-            raw=issue,
+            raw={k: v for k, v in issue.items() if not (k == "comments" and isinstance(v, list))},
         )
         yield from replies
 

@@ -115,7 +115,7 @@ class StackExchangeDump(Source):
                 is_resolved=accepted is not None,
                 closed_at=closed,
                 state="closed" if closed else "open",
-                raw=row,
+                raw=_without_body(row),
             )
         if ptype == "2":
             parent = _require(row, "ParentId", path, line)
@@ -133,7 +133,7 @@ class StackExchangeDump(Source):
                 body_html=row.get("Body"),
                 code=code,
                 score=int_field(row.get("Score"), path, "Score", line=line),
-                raw=row,
+                raw=_without_body(row),
             )
         return None  # wiki excerpts, tag wikis, moderator nominations: not questions
 
@@ -220,3 +220,8 @@ def _site_from_links(posts: Path, sample: int = 500) -> str | None:
         return None
     host, count = hosts.most_common(1)[0]
     return host if count >= 3 and count >= 0.3 * sum(hosts.values()) else None
+
+
+def _without_body(row: dict) -> dict:
+    # body_html holds the Body already; keeping it twice would double the store.
+    return {k: v for k, v in row.items() if k != "Body"}
