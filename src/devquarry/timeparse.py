@@ -8,6 +8,22 @@ from datetime import datetime, timezone
 EXTRA_FORMATS = ("%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d/%m/%Y %H:%M")
 
 
+def _strptime_any(text: str, formats: tuple[str, ...]) -> datetime | None:
+    for fmt in formats:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            pass
+    return None
+
+
+def _iso(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace(" UTC", "+00:00"))
+    except ValueError:
+        return None
+
+
 def parse_time(value, formats: tuple[str, ...] = ()) -> datetime | None:
     """Parse a timestamp; naive times are taken as UTC. Raises ValueError when unparseable."""
     if value is None:
@@ -22,23 +38,7 @@ def parse_time(value, formats: tuple[str, ...] = ()) -> datetime | None:
         text = str(value).strip()
         if not text or text.lower() in {"none", "null", "nan", "nat"}:
             return None
-        dt = None
-        for fmt in formats:
-            try:
-                dt = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                pass
-        if dt is None:
-            try:
-                dt = datetime.fromisoformat(text.replace(" UTC", "+00:00"))
-            except ValueError:
-                for fmt in EXTRA_FORMATS:
-                    try:
-                        dt = datetime.strptime(text, fmt)
-                        break
-                    except ValueError:
-                        pass
+        dt = _strptime_any(text, formats) or _iso(text) or _strptime_any(text, EXTRA_FORMATS)
         if dt is None:
             raise ValueError(f"not a date or time: {text[:40]!r}")
     if dt.tzinfo is None:
