@@ -22,7 +22,7 @@ import pandas as pd
 
 from devquarry.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "devquarry.duckdb"
 DEFAULT_MEMORY_LIMIT = "1GB"
 TRACKED_PACKAGES = ("devquarry", "duckdb", "lxml", "pandas", "pyarrow", "jinja2", "plotly")
@@ -92,6 +92,9 @@ SCHEMA = [
     _table_sql("thread", THREAD_COLUMNS, ("source", "source_id")),
     _table_sql("reply", REPLY_COLUMNS, ("source", "reply_id")),
     _table_sql("link", LINK_COLUMNS, ("source", "from_id", "to_id", "link_type")),
+    """CREATE TABLE IF NOT EXISTS embedding (
+  backend VARCHAR NOT NULL, model VARCHAR NOT NULL, text_hash VARCHAR NOT NULL,
+  dim INTEGER, vector BLOB, PRIMARY KEY (backend, model, text_hash))""",
     """CREATE TABLE IF NOT EXISTS run (
   run_id INTEGER PRIMARY KEY, command VARCHAR, params JSON, versions JSON,
   counts JSON, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)""",
@@ -166,8 +169,9 @@ class Store:
         with self.transaction():
             for stmt in SCHEMA:
                 self.con.execute(stmt)
+            # Versions only add tables so far: creating what is missing is the migration.
             self.con.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
                 [str(SCHEMA_VERSION)],
             )
 

@@ -71,3 +71,11 @@ def markdown_to_text(md: str | None) -> tuple[str, str]:
     code = [m.group(2).strip("\n") for m in _FENCE.finditer(md)]
     prose = _FENCE.sub("\n", md)
     return normalise(prose), "\n\n".join(c for c in code if c)
+
+
+def thread_text(title: str | None, body: str | None, max_chars: int = 4000) -> str:
+    """The text a thread is embedded and topic-modelled by: title, then the start of its body."""
+    title = (title or "").strip()
+    body = (body or "").strip()
+    text = f"{title}\n\n{body}" if title and body else title or body
+    return text[:max_chars]

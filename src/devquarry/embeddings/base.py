@@ -1,0 +1,75 @@
+"""The embedder contract and the registry of backends."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from devquarry.errors import InputError
+
+# Chosen by bench/embeddings.py (see README): fast enough for a CPU and best on the labels.
+DEFAULT_EMBEDDING = "static"
+
+# Models load from installed packages or local folders only; never from a hub at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Embedder:
+    """Turns texts into L2-normalised float32 vectors.
+
+    ``backend`` and ``model_id`` key the cache; ``cacheable`` is False for backends whose
+    vectors depend on the corpus they are fitted on (LSA).
+    """
+
+    backend: str = "base"
+    cacheable: bool = True
+
+    @property
+    def model_id(self) -> str:
+        raise NotImplementedError
+
+    def encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    # BERTopic calls these when it embeds words or documents itself (KeyBERT-like labels).
+    def embed(self, documents, verbose: bool = False) -> np.ndarray:
+        return self.encode(list(documents))
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+_REGISTRY: dict[str, Callable[[str | None], Embedder]] = {}
+
+
+def register(name: str):
+    def deco(factory):
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def get_embedder(spec: str | Embedder | None = None) -> Embedder:
+    """``"name"`` or ``"name:model"`` -> an Embedder; an Embedder is returned as is."""
+    if isinstance(spec, Embedder):
+        return spec
+    spec = spec or DEFAULT_EMBEDDING
+    name, _, model = spec.partition(":")
+    _load_backends()
+    if name not in _REGISTRY:
+        raise InputError(None, f"unknown embedding backend {name!r}; known: {', '.join(sorted(_REGISTRY))}", field="embedding")
+    return _REGISTRY[name](model or None)
+
+
+def _load_backends() -> None:
+    # Imported here so that `import devquarry` does not pull in torch.
+    from devquarry.embeddings import lsa, minilm, openai_api, static  # noqa: F401

