@@ -16,6 +16,24 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SHARED = Path(os.environ.get("DEVQUARRY_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def models_home(tmp_path_factory) -> Path:
+    """A fresh devquarry model folder for the session; the static model is built in it on first use."""
+    home = tmp_path_factory.mktemp("devquarry-home")
+    os.environ["DEVQUARRY_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def static_model(models_home) -> Path:
+    """The default static model, built offline from the packaged MiniLM by the real command."""
+    proc = run_cli("embeddings", "build-static")
+    assert proc.returncode == 0, proc.stderr
+    folder = models_home / "models" / "static-minilm-256"
+    assert (folder / "model.safetensors").stat().st_size > 10_000_000
+    return folder
+
+
 @pytest.fixture
 def shared() -> Path:
     if not SHARED.is_dir():

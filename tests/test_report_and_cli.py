@@ -31,7 +31,7 @@ def test_report_escapes_every_post_string(tmp_path):
     assert len(doc.xpath("//script")) >= 2  # plotly.js inline, then one per figure
 
 
-def test_demo_then_info_and_report(tmp_path):
+def test_demo_then_info_and_report(tmp_path, static_model):
     db = tmp_path / "demo.duckdb"
     proc = run_cli("demo", "--out", str(tmp_path / "report.html"), db=db)
     assert proc.returncode == 0, proc.stderr
@@ -45,12 +45,13 @@ def test_demo_then_info_and_report(tmp_path):
     assert so["first_date"].startswith("2010-") and so["last_date"].startswith("2025-01")
     html = (tmp_path / "report.html").read_text()
     assert "4,081" in html and "New threads per month" in html
+    assert "Threads per quarter" in html and "<h3>Themes</h3>" in html
     # Re-running the demo adds nothing, and the run is recorded with its versions.
     again = run_cli("demo", "--out", str(tmp_path / "report.html"), db=db)
     assert again.returncode == 0
     runs = json.loads(run_cli("runs", "--json", db=db).stdout)
-    assert [r["command"] for r in runs] == ["demo", "demo"]
-    counts = json.loads(runs[1]["counts"])
+    assert [r["command"] for r in runs] == ["demo", "topics", "demo", "topics"]
+    counts = json.loads(runs[2]["counts"])
     assert counts["threads_new"] == 0 and counts["threads_unchanged"] == 4081
     versions = json.loads(runs[0]["versions"])
     assert {"python", "duckdb", "devquarry"} <= versions.keys()
@@ -63,7 +64,7 @@ def test_db_from_environment(tmp_path, shared):
     rows = {r["table"]: r for r in json.loads(proc.stdout)}
     assert rows["thread"]["new"] == 30
     with Store(db, read_only=True) as s:
-        assert s.counts()["thread"] == 30 and s.schema_version == 2
+        assert s.counts()["thread"] == 30 and s.schema_version == 3
 
 
 def test_info_on_missing_store_is_bad_input(tmp_path):

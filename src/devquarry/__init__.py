@@ -19,6 +19,7 @@ from devquarry.ingest import (
     ingest_github,
     ingest_stackexchange,
     ingest_table,
+    ingest_transcripts,
 )
 from devquarry.info import info
 from devquarry.report import build_report
@@ -36,4 +37,5 @@ __all__ = [
     "ingest_github",
     "ingest_stackexchange",
     "ingest_table",
+    "ingest_transcripts",
 ]

@@ -21,8 +21,11 @@ from devquarry.store import Store, default_db
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Mine developer discussions for the challenges of building on LLMs.")
 ingest_app = typer.Typer(no_args_is_help=True, help="Import threads from files into the store.")
 app.add_typer(ingest_app, name="ingest")
+embeddings_app = typer.Typer(no_args_is_help=True, help="Embedding models.")
+app.add_typer(embeddings_app, name="embeddings")
 
-out = Console()
+# Piped output gets a wide table rather than Rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="DuckDB store (default devquarry.duckdb, or $DEVQUARRY_DB).", show_default=False)]
@@ -70,6 +73,15 @@ def _byte_progress(total: int, label: str):
         yield lambda n: bar.advance(task, n)
 
 
+@contextmanager
+def _count_progress(total: int, label: str):
+    show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=err, disable=not show) as bar:
+        task = bar.add_task(label, total=total or None)
+        yield lambda n: bar.advance(task, n)
+
+
 def emit(df: pd.DataFrame, *, as_json: bool = False, as_csv: bool = False, title: str | None = None) -> None:
     """Print rows as a Rich table, JSON or CSV (the same flags on every command that prints rows)."""
     if as_json:
@@ -89,6 +101,9 @@ def emit(df: pd.DataFrame, *, as_json: bool = False, as_csv: bool = False, title
 def _cell(v) -> str:
     if v is None or (not isinstance(v, (list, dict, str)) and pd.isna(v)):
         return ""
+    if isinstance(v, (list, tuple)) or hasattr(v, "tolist") and not isinstance(v, (str, float, int)):
+        items = v.tolist() if hasattr(v, "tolist") else v
+        return ", ".join(str(i.get("title", i)) if isinstance(i, dict) else str(i) for i in items)
     if isinstance(v, float):
         return f"{v:.3f}" if abs(v) < 10 else f"{v:,.1f}"
     if isinstance(v, pd.Timestamp):
@@ -161,6 +176,19 @@ def ingest_table(
     _run_ingest(db, TableSource(files, source=source, mapping=map_, encoding=encoding), "Table", as_json)
 
 
+@ingest_app.command("transcripts")
+def ingest_transcripts(
+    files: Files,
+    max_tokens: Annotated[int, typer.Option(help="Largest paragraph, in tokens (words and punctuation).")] = 300,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import talk transcripts (WebVTT, SRT, plain text) as paragraphs, one thread each."""
+    from devquarry.sources import TranscriptSource
+
+    _run_ingest(db, TranscriptSource(files, max_tokens=max_tokens), "Transcripts", as_json)
+
+
 @ingest_app.command("fields")
 def ingest_fields(as_json: JsonOpt = False) -> None:
     """List the fields that `ingest table --map` accepts."""
@@ -187,6 +215,55 @@ def runs(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False) -> 
     if not as_json and not as_csv:
         df = df[["run_id", "command", "counts", "started_at", "ended_at"]]
     emit(df, as_json=as_json, as_csv=as_csv)
+
+
+@app.command()
+def topics(
+    embedding: Annotated[Optional[str], typer.Option(help="Embedding backend: static (default), minilm, lsa, openai[:model]; or name:FOLDER for a local model.")] = None,
+    min_topic_size: Annotated[int, typer.Option(help="Smallest topic; smaller clusters are folded into the nearest topic.")] = 10,
+    nr_topics: Annotated[Optional[int], typer.Option(help="Number of topics (default: about sqrt(threads / 2.5)).")] = None,
+    themes: Annotated[Optional[int], typer.Option(help="Cut the topic hierarchy into this many themes.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same input and seed give the same topics.")] = 42,
+    clustering: Annotated[str, typer.Option(help="kmeans (fast default, no outliers) or hdbscan (BERTopic's UMAP + HDBSCAN, outliers reduced).")] = "kmeans",
+    source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
+    list_runs: Annotated[bool, typer.Option("--list", help="List saved topic runs instead of fitting.")] = False,
+    show: Annotated[Optional[int], typer.Option(help="Show the topics of a saved run instead of fitting.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Fit a topic model (BERTopic) on the store's threads and save it as a run; or list and show runs."""
+    from devquarry import topics as tp
+
+    if list_runs or show is not None:
+        with _store(db, read_only=True) as store:
+            df = tp.topic_runs(store) if list_runs else tp.topic_table(store, show)
+        emit(df, as_json=as_json, as_csv=as_csv)
+        return
+    with _store(db) as store:
+        n = len(store.threads()) if not source else int(store.threads().source.isin(source).sum())
+        with _count_progress(n, "embedding") as advance:
+            result = tp.fit_topics(store, embedding=embedding, min_topic_size=min_topic_size, nr_topics=nr_topics, themes=themes,
+                                   seed=seed, clustering=clustering, sources=source, progress=advance)
+        df = tp.topic_table(store, result.run_id)
+    if as_json or as_csv:
+        emit(df, as_json=as_json, as_csv=as_csv)
+        return
+    emit(df[["topic_id", "label", "size", "share", "theme"]], title=f"topic run {result.run_id}: {result.quality}")
+
+
+@embeddings_app.command("build-static")
+def build_static_cmd(
+    out_: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: devquarry's model folder, $DEVQUARRY_HOME).")] = None,
+    dims: Annotated[int, typer.Option(help="PCA dimensions of the static vectors.")] = 256,
+    source_model: Annotated[Optional[Path], typer.Option("--from", help="A sentence-transformers folder to distil (default: the packaged MiniLM).")] = None,
+) -> None:
+    """Distil the static (model2vec) model from the packaged all-MiniLM-L6-v2, offline."""
+    from devquarry.embeddings.static import build_static
+
+    err.print("distilling a static model (about 15 s)...")
+    path = build_static(out_, pca_dims=dims, source=source_model)
+    out.print(f"static model written to {path}")
 
 
 @app.command()

@@ -31,7 +31,14 @@ def demo_source() -> TableSource:
     return TableSource([demo_corpus()], source=DEMO_SOURCE, mapping=DEMO_MAPPING)
 
 
-def run_demo(store: Store, out: str | Path = "report.html", progress=None) -> tuple[pd.DataFrame, Path]:
-    """Ingest the bundled corpus and write the report; return the ingest counts and the report path."""
+DEMO_THEMES = 8
+
+
+def run_demo(store: Store, out: str | Path = "report.html", progress=None, embedding: str | None = None) -> tuple[pd.DataFrame, Path]:
+    """Ingest the bundled corpus, fit topics with themes, and write the report; return the ingest
+    counts and the report path."""
+    from devquarry.topics import fit_topics
+
     counts = ingest(store, demo_source(), command="demo", progress=progress)
+    fit_topics(store, embedding=embedding, themes=DEMO_THEMES, sources=[DEMO_SOURCE])
     return counts, build_report(store, out, title="devquarry demo: Stack Overflow questions on the OpenAI API")

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from devquarry.model import Link, Reply, Thread
-from devquarry.sources import DiscourseSource, GitHubSource, Source, StackExchangeDump, TableSource
+from devquarry.sources import DiscourseSource, GitHubSource, Source, StackExchangeDump, TableSource, TranscriptSource
 from devquarry.store import LINK_COLUMNS, REPLY_COLUMNS, THREAD_COLUMNS, Store
 
 BATCH_SIZE = 2000
@@ -232,3 +232,8 @@ def ingest_github(store: Store, paths, *, repo: str | None = None, encoding: str
 def ingest_table(store: Store, paths, *, source: str, mapping=None, encoding: str = "utf-8", **kw) -> pd.DataFrame:
     """Ingest CSV, JSONL or XLSX rows as threads, with a field=column mapping."""
     return ingest(store, TableSource(paths, source=source, mapping=mapping, encoding=encoding), **kw)
+
+
+def ingest_transcripts(store: Store, paths, *, max_tokens: int = 300, **kw) -> pd.DataFrame:
+    """Ingest talk transcripts (VTT, SRT, text) as paragraphs of at most max_tokens tokens."""
+    return ingest(store, TranscriptSource(paths, max_tokens=max_tokens), **kw)

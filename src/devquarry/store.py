@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from devquarry.errors import InputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = "devquarry.duckdb"
 DEFAULT_MEMORY_LIMIT = "1GB"
 TRACKED_PACKAGES = ("devquarry", "duckdb", "lxml", "pandas", "pyarrow", "jinja2", "plotly")
@@ -95,6 +96,15 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS embedding (
   backend VARCHAR NOT NULL, model VARCHAR NOT NULL, text_hash VARCHAR NOT NULL,
   dim INTEGER, vector BLOB, PRIMARY KEY (backend, model, text_hash))""",
+    """CREATE TABLE IF NOT EXISTS topic (
+  run_id INTEGER NOT NULL, topic_id INTEGER NOT NULL, label VARCHAR, keywords VARCHAR[],
+  keybert VARCHAR[], size INTEGER, theme_id INTEGER, PRIMARY KEY (run_id, topic_id))""",
+    """CREATE TABLE IF NOT EXISTS topic_assignment (
+  run_id INTEGER NOT NULL, source VARCHAR NOT NULL, source_id VARCHAR NOT NULL, topic_id INTEGER,
+  PRIMARY KEY (run_id, source, source_id))""",
+    """CREATE TABLE IF NOT EXISTS theme (
+  run_id INTEGER NOT NULL, theme_id INTEGER NOT NULL, label VARCHAR, keywords VARCHAR[], size INTEGER,
+  PRIMARY KEY (run_id, theme_id))""",
     """CREATE TABLE IF NOT EXISTS run (
   run_id INTEGER PRIMARY KEY, command VARCHAR, params JSON, versions JSON,
   counts JSON, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)""",
@@ -222,7 +232,12 @@ class Store:
             # DuckDB's DataFrame conversion uses a pandas keyword that pandas 3.1 deprecates.
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*inplace keyword.*")
-            return self.con.execute(sql, params or []).df()
+            df = self.con.execute(sql, params or []).df()
+        # DuckDB hands LIST columns back as numpy arrays; plain lists behave in templates and tests.
+        for col in df.columns:
+            if df[col].dtype == object and len(df) and isinstance(df[col].dropna().iloc[0] if df[col].notna().any() else None, np.ndarray):
+                df[col] = df[col].map(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
+        return df
 
     def threads(self, source: str | None = None) -> pd.DataFrame:
         """Threads with derived fields filled in, as a DataFrame."""

@@ -49,12 +49,25 @@ def _env() -> jinja2.Environment:
 
 def report_data(store: Store, top_n: int = 5) -> dict:
     """Everything the report shows, as DataFrames (usable from a notebook too)."""
-    return {
+    from devquarry import topics as tp
+
+    data = {
         "summary": info(store),
         "monthly": store.query(MONTHLY_SQL),
         "top": store.query(TOP_SQL, [top_n]),
         "runs": store.query("SELECT run_id, command, params, versions, counts, started_at, ended_at FROM run ORDER BY run_id"),
+        "topic_run": None,
     }
+    has_topics = store.con.execute("SELECT count(*) FROM run WHERE command = 'topics'").fetchone()[0]
+    if has_topics:
+        run_id = tp.latest_topic_run(store)
+        data["topic_run"] = run_id
+        data["topics"] = tp.topic_table(store, run_id)
+        data["themes"] = tp.theme_table(store, run_id)
+        data["topics_over_time"] = tp.topics_over_time(store, run_id, period="quarter")
+        row = store.con.execute("SELECT params, counts FROM run WHERE run_id = ?", [run_id]).fetchone()
+        data["topic_params"], data["topic_scores"] = json.loads(row[0]), json.loads(row[1])
+    return data
 
 
 def build_report(store: Store, out: str | Path = "report.html", *, title: str = "devquarry report") -> Path:
@@ -66,6 +79,20 @@ def build_report(store: Store, out: str | Path = "report.html", *, title: str = 
         figures.append(plots.threads_per_month(data["monthly"]))
     if not summary.empty:
         figures.append(plots.resolved_share(summary))
+    topics = None
+    if data["topic_run"] is not None:
+        if not data["topics_over_time"].empty:
+            figures_topics = plots.topics_over_time(data["topics_over_time"])
+        else:
+            figures_topics = None
+        topics = {
+            "run_id": data["topic_run"],
+            "params": data["topic_params"],
+            "scores": data["topic_scores"],
+            "table": data["topics"].to_dict("records"),
+            "themes": data["themes"].to_dict("records"),
+            "figure": figures_topics,
+        }
     runs = data["runs"].to_dict("records")
     for r in runs:
         r["params"] = json.loads(r["params"]) if r["params"] else {}
@@ -82,6 +109,7 @@ def build_report(store: Store, out: str | Path = "report.html", *, title: str = 
         summary=summary.to_dict("records"),
         top=data["top"].to_dict("records"),
         figures=figures,
+        topics=topics,
         runs=runs,
         plotly_js=get_plotlyjs(),
     )

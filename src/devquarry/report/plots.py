@@ -35,3 +35,16 @@ def resolved_share(summary: pd.DataFrame) -> str:
     layout = dict(_LAYOUT, height=max(260, 26 * len(summary) + 90))
     fig.update_layout(title="Share of threads resolved", xaxis_title="% resolved", yaxis=dict(autorange="reversed"), **layout)
     return fragment(fig)
+
+
+def topics_over_time(over_time: pd.DataFrame, top: int = 8) -> str:
+    """Share of each period's threads per topic, for the largest topics."""
+    sizes = over_time.groupby("topic_id")["threads"].sum().sort_values(ascending=False)
+    fig = go.Figure()
+    for topic_id in sizes.index[:top]:
+        grp = over_time[over_time.topic_id == topic_id]
+        label = f"{topic_id}: {grp['label'].iloc[0]}"
+        fig.add_trace(go.Scatter(x=grp["period"], y=grp["threads"], mode="lines+markers", name=label, stackgroup="one"))
+    fig.update_layout(title=f"Threads per quarter, {min(top, len(sizes))} largest topics", xaxis_title="quarter", yaxis_title="threads",
+                      legend=dict(font=dict(size=10)), **_LAYOUT)
+    return fragment(fig)

@@ -5,5 +5,6 @@ from devquarry.sources.discourse import DiscourseSource
 from devquarry.sources.github import GitHubSource
 from devquarry.sources.stackexchange_dump import StackExchangeDump
 from devquarry.sources.tabular import TableSource
+from devquarry.sources.transcripts import TranscriptSource
 
-__all__ = ["DiscourseSource", "GitHubSource", "Source", "StackExchangeDump", "TableSource"]
+__all__ = ["DiscourseSource", "GitHubSource", "Source", "StackExchangeDump", "TableSource", "TranscriptSource"]
