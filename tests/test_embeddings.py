@@ -47,6 +47,12 @@ def test_minilm_from_package_and_from_a_local_folder(tmp_path):
     named = get_embedder(f"minilm:{folder}")
     np.testing.assert_allclose(named.encode(TEXTS), packaged, atol=1e-5)
     assert named.model_id != get_embedder("minilm").model_id  # cached apart
+    short = get_embedder("minilm@16")
+    assert short.max_tokens == 16 and short.model_id.endswith("@16")
+    long_text = TEXTS[0] + " " + " ".join(["unrelated filler words"] * 50)
+    # Past the 16-token limit the filler is cut off: the vector is that of the opening words.
+    v = short.encode([long_text, TEXTS[0]])
+    assert float(v[0] @ v[1]) > 0.95
 
 
 def test_named_static_folder_and_missing_folder(static_model, tmp_path):

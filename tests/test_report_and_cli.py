@@ -31,7 +31,7 @@ def test_report_escapes_every_post_string(tmp_path):
     assert len(doc.xpath("//script")) >= 2  # plotly.js inline, then one per figure
 
 
-def test_demo_then_info_and_report(tmp_path, static_model):
+def test_demo_then_info_and_report(tmp_path):
     db = tmp_path / "demo.duckdb"
     proc = run_cli("demo", "--out", str(tmp_path / "report.html"), db=db)
     assert proc.returncode == 0, proc.stderr

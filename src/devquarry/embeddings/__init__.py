@@ -1,6 +1,6 @@
 """Embedding backends by name, and a cache of vectors in the store.
 
-``get_embedder("static")``, ``get_embedder("minilm")``, ``get_embedder("lsa")``,
+``get_embedder("lsa")`` (the default), ``get_embedder("static")``, ``get_embedder("minilm")``,
 ``get_embedder("openai:text-embedding-3-small")``; a backend may name its model after a colon:
 ``static:/path/to/model2vec-folder`` or ``minilm:/path/to/sentence-transformers-folder``.
 """

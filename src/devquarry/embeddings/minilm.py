@@ -50,8 +50,10 @@ class MiniLMEmbedder(Embedder):
 
     def _load(self):
         if self._model is None:
+            import transformers
             from sentence_transformers import SentenceTransformer
 
+            transformers.logging.set_verbosity_error()  # its load report is noise for our users
             self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
             self._model.max_seq_length = self.max_tokens
         return self._model
@@ -71,4 +73,11 @@ class MiniLMEmbedder(Embedder):
 
 @register("minilm")
 def _factory(model: str | None) -> Embedder:
-    return MiniLMEmbedder(model)
+    """``minilm``, ``minilm@128`` (token limit), ``minilm:FOLDER`` or ``minilm:FOLDER@128``."""
+    max_tokens = 256
+    if model and "@" in model:
+        model, _, limit = model.rpartition("@")
+        if not limit.isdigit() or not 8 <= int(limit) <= 512:
+            raise InputError(None, f"token limit must be a number from 8 to 512, got {limit!r}", field="embedding")
+        max_tokens = int(limit)
+    return MiniLMEmbedder(model or None, max_tokens=max_tokens)
