@@ -82,5 +82,8 @@ def test_cli_topics_json_and_list(so_store, static_model, tmp_path):
     listed = json.loads(run_cli("topics", "--list", "--json", db=so_store).stdout)
     params = json.loads(listed[-1]["params"])
     assert params["nr_topics"] == 12 and params["embedding"] == "static:static-minilm-256"
+    run_id = str(listed[-1]["run_id"])
+    quarters = json.loads(run_cli("topics", "--show", run_id, "--over-time", "quarter", "--json", db=so_store).stdout)
+    assert sum(r["threads"] for r in quarters) == 2299
     bad = run_cli("topics", "--embedding", "nope", db=so_store)
     assert bad.returncode == 2 and "unknown embedding backend" in bad.stderr

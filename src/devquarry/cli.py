@@ -228,6 +228,7 @@ def topics(
     source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
     list_runs: Annotated[bool, typer.Option("--list", help="List saved topic runs instead of fitting.")] = False,
     show: Annotated[Optional[int], typer.Option(help="Show the topics of a saved run instead of fitting.")] = None,
+    over_time: Annotated[Optional[str], typer.Option(help="With --show (or after fitting): threads per topic per month, quarter, year or week instead of the topic table.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -237,7 +238,12 @@ def topics(
 
     if list_runs or show is not None:
         with _store(db, read_only=True) as store:
-            df = tp.topic_runs(store) if list_runs else tp.topic_table(store, show)
+            if list_runs:
+                df = tp.topic_runs(store)
+            elif over_time:
+                df = tp.topics_over_time(store, show, period=over_time)
+            else:
+                df = tp.topic_table(store, show)
         emit(df, as_json=as_json, as_csv=as_csv)
         return
     with _store(db) as store:
@@ -245,8 +251,8 @@ def topics(
         with _count_progress(n, "embedding") as advance:
             result = tp.fit_topics(store, embedding=embedding, min_topic_size=min_topic_size, nr_topics=nr_topics, themes=themes,
                                    seed=seed, clustering=clustering, sources=source, progress=advance)
-        df = tp.topic_table(store, result.run_id)
-    if as_json or as_csv:
+        df = tp.topics_over_time(store, result.run_id, period=over_time) if over_time else tp.topic_table(store, result.run_id)
+    if as_json or as_csv or over_time:
         emit(df, as_json=as_json, as_csv=as_csv)
         return
     emit(df[["topic_id", "label", "size", "share", "theme"]], title=f"topic run {result.run_id}: {result.quality}")

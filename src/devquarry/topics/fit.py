@@ -3,6 +3,7 @@ all saved in the store under one run."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +21,8 @@ from devquarry.topics.quality import npmi_coherence, topic_diversity
 from devquarry.topics.themes import cut_themes
 
 OUTLIER = -1
+# BERTopic warns that assigning topics by hand must come last; outlier reduction is last here.
+logging.getLogger("BERTopic").setLevel(logging.ERROR)
 
 
 @dataclass
