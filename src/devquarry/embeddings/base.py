@@ -48,6 +48,20 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / norms
 
 
+def encode_batches(encode_batch: Callable[[list[str]], np.ndarray], texts: list[str], batch_size: int,
+                   dim: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Encode in batches so a progress bar can move; returns normalised vectors."""
+    out = []
+    for i in range(0, len(texts), batch_size):
+        batch = list(texts[i : i + batch_size])
+        out.append(encode_batch(batch))
+        if progress:
+            progress(len(batch))
+    if not out:
+        return np.zeros((0, dim), dtype=np.float32)
+    return normalise(np.vstack(out))
+
+
 _REGISTRY: dict[str, Callable[[str | None], Embedder]] = {}
 
 

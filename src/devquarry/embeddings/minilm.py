@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devquarry.embeddings.base import Embedder, normalise, register
+from devquarry.embeddings.base import Embedder, encode_batches, register
 from devquarry.errors import InputError
 
 BATCH = 64
@@ -60,15 +60,9 @@ class MiniLMEmbedder(Embedder):
 
     def encode(self, texts, progress=None) -> np.ndarray:
         model = self._load()
-        out = []
-        for i in range(0, len(texts), BATCH):
-            batch = texts[i : i + BATCH]
-            out.append(model.encode(batch, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True))
-            if progress:
-                progress(len(batch))
-        if not out:
-            return np.zeros((0, 384), dtype=np.float32)
-        return normalise(np.vstack(out))
+        return encode_batches(
+            lambda b: model.encode(b, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True), texts, BATCH, 384, progress
+        )
 
 
 @register("minilm")

@@ -13,7 +13,7 @@ import time
 import httpx
 import numpy as np
 
-from devquarry.embeddings.base import Embedder, normalise, register
+from devquarry.embeddings.base import Embedder, encode_batches, register
 from devquarry.errors import InputError
 
 BATCH = 128
@@ -40,14 +40,9 @@ class OpenAIEmbedder(Embedder):
         headers = {"User-Agent": "devquarry"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        out = []
         with httpx.Client(timeout=self.timeout, headers=headers) as client:
-            for i in range(0, len(texts), BATCH):
-                batch = [t if t.strip() else " " for t in texts[i : i + BATCH]]
-                out.append(self._post(client, batch))
-                if progress:
-                    progress(len(batch))
-        return normalise(np.vstack(out)) if out else np.zeros((0, 1), dtype=np.float32)
+            # The API rejects empty strings.
+            return encode_batches(lambda b: self._post(client, [t if t.strip() else " " for t in b]), texts, BATCH, 1, progress)
 
     def _post(self, client: httpx.Client, batch: list[str]) -> np.ndarray:
         url = f"{self.base_url}/embeddings"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devquarry.embeddings.base import Embedder, normalise, register
+from devquarry.embeddings.base import Embedder, encode_batches, register
 from devquarry.embeddings.minilm import local_model_folder, packaged_minilm
 
 PCA_DIMS = 256
@@ -72,15 +72,7 @@ class StaticEmbedder(Embedder):
 
     def encode(self, texts, progress=None) -> np.ndarray:
         model = self._load()
-        out = []
-        for i in range(0, len(texts), BATCH):
-            batch = texts[i : i + BATCH]
-            out.append(model.encode(batch, show_progress_bar=False))
-            if progress:
-                progress(len(batch))
-        if not out:
-            return np.zeros((0, model.dim), dtype=np.float32)
-        return normalise(np.vstack(out))
+        return encode_batches(lambda b: model.encode(b, show_progress_bar=False), texts, BATCH, model.dim, progress)
 
 
 @register("static")
