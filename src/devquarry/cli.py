@@ -21,6 +21,10 @@ from devquarry.store import Store, default_db
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Mine developer discussions for the challenges of building on LLMs.")
 ingest_app = typer.Typer(no_args_is_help=True, help="Import threads from files into the store.")
 app.add_typer(ingest_app, name="ingest")
+codebooks_app = typer.Typer(no_args_is_help=True, help="Challenge taxonomies (codebooks).")
+app.add_typer(codebooks_app, name="codebooks")
+labels_app = typer.Typer(no_args_is_help=True, help="Hand labels.")
+app.add_typer(labels_app, name="labels")
 embeddings_app = typer.Typer(no_args_is_help=True, help="Embedding models.")
 app.add_typer(embeddings_app, name="embeddings")
 
@@ -270,6 +274,132 @@ def build_static_cmd(
     err.print("distilling a static model (about 15 s)...")
     path = build_static(out_, pca_dims=dims, source=source_model)
     out.print(f"static model written to {path}")
+
+
+@codebooks_app.command("list")
+def codebooks_list(as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+    """The codebooks shipped with devquarry."""
+    from devquarry.codebooks import list_codebooks
+
+    emit(list_codebooks(), as_json=as_json, as_csv=as_csv)
+
+
+@codebooks_app.command("show")
+def codebooks_show(name: Annotated[str, typer.Argument(help="A shipped codebook's id, or a YAML file.")],
+                   as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+    """The codes of a codebook, with their published shares."""
+    from devquarry.codebooks import load_codebook
+
+    cb = load_codebook(name)
+    df = cb.frame()
+    if not as_json and not as_csv:
+        df = df[["code", "name", "parent", "level", "share"]]
+    emit(df, as_json=as_json, as_csv=as_csv, title=f"{cb.id}: {cb.name}")
+
+
+@app.command()
+def sample(
+    codebook: Annotated[str, typer.Option(help="Codebook the sheet is for.")],
+    out_: Annotated[Optional[Path], typer.Option("--out", help="Label sheet to write (.csv or .xlsx).")] = None,
+    confidence: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
+    margin: Annotated[float, typer.Option(help="Margin of error.")] = 0.05,
+    size: Annotated[Optional[int], typer.Option(help="Sample this many instead of computing the size.")] = None,
+    strata: Annotated[str, typer.Option(help="Column to stratify by (source, category).")] = "source",
+    raters: Annotated[str, typer.Option(help="Rater names, comma-separated: one label column each.")] = "rater1,rater2",
+    source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
+    population: Annotated[Optional[int], typer.Option(help="Only compute the size for a population of this many threads (no sheet).")] = None,
+    seed: int = 42,
+    db: DbOpt = None,
+) -> None:
+    """Compute the sample size (Cochran, finite-population correction) and write a stratified label sheet."""
+    from devquarry.codebooks import load_codebook
+    from devquarry.labeling import sample_size, stratified_sample, write_sheet
+
+    cb = load_codebook(codebook)
+    if population is not None:
+        calc = sample_size(population, confidence, margin)
+        out.print(f"population N = {population:,}; confidence {confidence:.0%} (z = {calc['z']}), margin ±{margin:.1%}, p = 0.5")
+        out.print(f"{calc['formula']}  ->  n0 = {calc['n0']:,}, n = {calc['n']:,}")
+        return
+    with _store(db, read_only=True) as store:
+        threads = store.threads()
+    if source:
+        threads = threads[threads.source.isin(source)]
+    if threads.empty:
+        raise InputError(db or default_db(), "no threads to sample")
+    calc = sample_size(len(threads), confidence, margin)
+    n = size or calc["n"]
+    out.print(f"population N = {calc['population']:,}; confidence {confidence:.0%} (z = {calc['z']}), margin ±{margin:.1%}, p = 0.5")
+    out.print(f"{calc['formula']}  ->  n0 = {calc['n0']:,}, n = {calc['n']:,}")
+    if out_ is None:
+        raise InputError(None, "name the sheet to write with --out SHEET.csv|.xlsx", field="out")
+    picked = stratified_sample(threads, n, strata=strata, seed=seed)
+    path = write_sheet(picked, out_, [r.strip() for r in raters.split(",") if r.strip()], cb)
+    out.print(f"{len(picked):,} threads, stratified by {strata}, written to {path}")
+
+
+@labels_app.command("import")
+def labels_import(
+    sheet: Annotated[Path, typer.Argument(help="Label sheet (.csv or .xlsx).")],
+    codebook: Annotated[str, typer.Option(help="Codebook of the labels.")],
+    rater: Annotated[Optional[str], typer.Option(help="Rater name (with --label-column, or to pick one label_<rater> column).")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Column holding the labels (default: every label_<rater> column).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Source of the threads, when the sheet has no source column.")] = None,
+    id_column: Annotated[Optional[str], typer.Option(help="Column with the threads' ids, when the sheet has no source_id column.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV sheet.")] = "utf-8",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read hand labels (messy strings included: A.1--C.2, C--, ///, trailing *) into the store."""
+    from devquarry.labeling import import_labels
+
+    with _store(db) as store:
+        df = import_labels(store, sheet, codebook, rater=rater, label_column=label_column, source=source, id_column=id_column, encoding=encoding)
+    emit(df, as_json=as_json)
+
+
+@app.command()
+def agreement(
+    codebook: Annotated[str, typer.Option(help="Codebook of the labels.")],
+    level: Annotated[Optional[int], typer.Option(help="Level (0 = category); default every level.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Agreement between raters: Cohen's kappa (Fleiss' for more raters), confusion matrix, disagreements."""
+    from devquarry.codebooks import load_codebook
+    from devquarry.labeling import agreement as agree
+
+    cb = load_codebook(codebook)
+    levels = [level] if level is not None else list(range(len(cb.levels)))
+    with _store(db, read_only=True) as store:
+        results = [agree(store, codebook, lv) for lv in levels]
+    if as_json:
+        sys.stdout.write(json.dumps([{k: (v.reset_index().to_dict("records") if isinstance(v, pd.DataFrame) else v)
+                                      for k, v in r.items() if k != "confusion"} for r in results], indent=2, default=str) + "\n")
+        return
+    for r in results:
+        out.print(f"[bold]{r['level']}[/bold]: {r['method']} kappa {r['kappa']:.3f} over {r['threads']:,} threads "
+                  f"(raters {', '.join(r['raters'])}; agreement {r['percent_agreement']:.1%}; published human kappa {r['human_kappa_published']})")
+        if "confusion" in r:
+            emit(r["confusion"].reset_index(), title="confusion (rows: first rater)")
+        emit(r["disagreements"].head(20), title=f"{len(r['disagreements'])} disagreements (first 20)")
+
+
+@labels_app.command("shares")
+def labels_shares(
+    codebook: Annotated[str, typer.Option(help="Codebook of the labels.")],
+    level: Annotated[int, typer.Option(help="Level (0 = category).")] = 0,
+    rater: Annotated[Optional[str], typer.Option(help="Only this rater's labels.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Share of hand-labelled threads per code, beside the share the codebook publishes."""
+    from devquarry.labeling import label_shares
+
+    with _store(db, read_only=True) as store:
+        df = label_shares(store, codebook, level, rater)
+    emit(df, as_json=as_json, as_csv=as_csv, title=f"{df.attrs['coded']:,} coded threads; {df.attrs['irrelevant']:,} marked irrelevant")
 
 
 @app.command()

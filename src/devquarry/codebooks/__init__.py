@@ -1,0 +1,5 @@
+"""Codebooks: challenge taxonomies as YAML, shipped with devquarry or written by the user."""
+
+from devquarry.codebooks.loader import Code, Codebook, list_codebooks, load_codebook
+
+__all__ = ["Code", "Codebook", "list_codebooks", "load_codebook"]
