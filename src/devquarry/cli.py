@@ -340,21 +340,29 @@ def sample(
 
 @labels_app.command("import")
 def labels_import(
-    sheet: Annotated[Path, typer.Argument(help="Label sheet (.csv or .xlsx).")],
     codebook: Annotated[str, typer.Option(help="Codebook of the labels.")],
+    sheet: Annotated[Optional[Path], typer.Argument(help="Label sheet (.csv or .xlsx); leave out with --from-threads.")] = None,
     rater: Annotated[Optional[str], typer.Option(help="Rater name (with --label-column, or to pick one label_<rater> column).")] = None,
     label_column: Annotated[Optional[str], typer.Option(help="Column holding the labels (default: every label_<rater> column).")] = None,
     source: Annotated[Optional[str], typer.Option(help="Source of the threads, when the sheet has no source column.")] = None,
     id_column: Annotated[Optional[str], typer.Option(help="Column with the threads' ids, when the sheet has no source_id column.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV sheet.")] = "utf-8",
+    from_threads: Annotated[bool, typer.Option("--from-threads", help="Take the labels that came with the threads of --source (ingest table --map label=...).")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Read hand labels (messy strings included: A.1--C.2, C--, ///, trailing *) into the store."""
-    from devquarry.labeling import import_labels
+    from devquarry.labeling import import_labels, import_labels_from_threads
 
     with _store(db) as store:
-        df = import_labels(store, sheet, codebook, rater=rater, label_column=label_column, source=source, id_column=id_column, encoding=encoding)
+        if from_threads:
+            if not source:
+                raise InputError(None, "--from-threads needs --source", field="source")
+            df = import_labels_from_threads(store, codebook, source, rater or "source")
+        elif sheet is None:
+            raise InputError(None, "give a label sheet, or --from-threads --source NAME", field="sheet")
+        else:
+            df = import_labels(store, sheet, codebook, rater=rater, label_column=label_column, source=source, id_column=id_column, encoding=encoding)
     emit(df, as_json=as_json)
 
 
@@ -383,6 +391,66 @@ def agreement(
         if "confusion" in r:
             emit(r["confusion"].reset_index(), title="confusion (rows: first rater)")
         emit(r["disagreements"].head(20), title=f"{len(r['disagreements'])} disagreements (first 20)")
+
+
+@app.command()
+def classify(
+    codebook: Annotated[str, typer.Option(help="Codebook to code into (a shipped id or a YAML file).")],
+    method: Annotated[str, typer.Option(help="supervised (learns from hand labels), zero-shot (from the codebook's text), or topic (a topic's dominant label).")] = "supervised",
+    rater: Annotated[Optional[str], typer.Option(help="Learn from this rater's labels only.")] = None,
+    level: Annotated[Optional[int], typer.Option(help="Code at this level (0 = category); default the deepest labelled.")] = None,
+    embedding: Annotated[Optional[str], typer.Option(help="Embedding for zero-shot (default minilm).")] = None,
+    threshold: Annotated[float, typer.Option(help="Zero-shot: below this similarity a thread stays unclassified.")] = 0.15,
+    source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Code every thread into a codebook and save the codes (with method and score) as a run."""
+    from devquarry.classify import classify as run_classify
+
+    with _store(db) as store:
+        df = run_classify(store, codebook, method=method, rater=rater, level=level, embedding=embedding, threshold=threshold, sources=source)
+    if as_json or as_csv:
+        emit(df, as_json=as_json, as_csv=as_csv)
+        return
+    summary = df.groupby("code").agg(threads=("source_id", "size"), mean_score=("score", "mean")).sort_values("threads", ascending=False).reset_index()
+    summary["share"] = summary.threads / summary.threads.sum()
+    emit(summary, title=f"{len(df):,} threads coded into {codebook} ({method})")
+
+
+@app.command()
+def evaluate(
+    codebook: Annotated[str, typer.Option(help="Codebook of the hand labels.")],
+    gold: Annotated[Optional[Path], typer.Option(help="A label sheet to evaluate against (imported first, as rater 'gold' unless --rater).")] = None,
+    method: Annotated[str, typer.Option(help="supervised (cross-validated on the same labels) or zero-shot.")] = "supervised",
+    rater: Annotated[Optional[str], typer.Option(help="Whose labels are the gold standard.")] = None,
+    level: Annotated[int, typer.Option(help="Level (0 = category).")] = 0,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    embedding: Annotated[str, typer.Option(help="Embedding for zero-shot.")] = "minilm",
+    label_column: Annotated[Optional[str], typer.Option(help="With --gold: the label column.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="With --gold: the threads' source, when the sheet has none.")] = None,
+    id_column: Annotated[Optional[str], typer.Option(help="With --gold: the threads' id column, when the sheet has none.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy, macro-F1 and Cohen's kappa of machine codes against human labels, overall and per code."""
+    from devquarry.evaluate import evaluate as run_evaluate
+    from devquarry.labeling import import_labels
+
+    with _store(db) as store:
+        if gold is not None:
+            rater = rater or "gold"
+            import_labels(store, gold, codebook, rater=rater, label_column=label_column, source=source, id_column=id_column)
+        result = run_evaluate(store, codebook, method=method, rater=rater, level=level, folds=folds, embedding=embedding)
+    per = result.pop("per_code")
+    if as_json:
+        sys.stdout.write(json.dumps({**result, "per_code": per.to_dict("records")}, indent=2, default=str) + "\n")
+        return
+    out.print(f"{result['codebook']} at {result['level']} level, {result['method']} ({result['cross_validated'] or 'no training'}): "
+              f"n = {result['n']:,}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}, kappa {result['kappa']:.3f} "
+              f"(human coders: {result['human_kappa']})" + (f"; left out (too few labels): {', '.join(result['left_out'])}" if result["left_out"] else ""))
+    emit(per)
 
 
 @labels_app.command("shares")

@@ -104,6 +104,8 @@ def parse_label(text, codebook: Codebook) -> ParsedLabel:
         raw = str(int(text))
     if not raw:
         return ParsedLabel((), "blank")
+    if raw in codebook.irrelevant_values:
+        return ParsedLabel((), "irrelevant")
     uncertain = raw.endswith("*")
     raw = raw.rstrip("*").strip()
     parts = [p.strip() for p in _SPLIT.split(raw) if p.strip()]
@@ -133,9 +135,17 @@ def read_sheet(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
 
 
+def import_labels_from_threads(store: Store, codebook: str | Codebook, source: str, rater: str = "source") -> pd.DataFrame:
+    """Hand labels that came with the threads themselves (the ``label`` field of an imported table)."""
+    df = store.query("SELECT source, source_id, label FROM thread WHERE source = ? AND label IS NOT NULL", [source])
+    if df.empty:
+        raise InputError(store.path, f"no thread of source {source!r} carries a label (map one with `ingest table --map label=COLUMN`)")
+    return import_labels(store, df.rename(columns={"label": f"label_{rater}"}), codebook, rater=rater)
+
+
 def import_labels(
     store: Store,
-    sheet: str | Path,
+    sheet: str | Path | pd.DataFrame,
     codebook: str | Codebook,
     *,
     rater: str | None = None,
@@ -152,8 +162,11 @@ def import_labels(
     of those threads. Unknown codes are errors naming the line and the column.
     """
     cb = load_codebook(codebook)
-    path = Path(sheet)
-    df = read_sheet(path, encoding)
+    if isinstance(sheet, pd.DataFrame):
+        path, df = Path("(threads)"), sheet
+    else:
+        path = Path(sheet)
+        df = read_sheet(path, encoding)
     if label_column:
         if label_column not in df.columns:
             raise InputError(path, f"no column {label_column!r}; columns: {', '.join(df.columns)}", field=label_column)
@@ -161,7 +174,7 @@ def import_labels(
     else:
         columns = {c[len("label_"):]: c for c in df.columns if c.startswith("label_")}
         if rater:
-            columns = {rater: columns.get(f"label_{rater}", "")} if f"label_{rater}" in df.columns else {}
+            columns = {rater: f"label_{rater}"} if f"label_{rater}" in df.columns else {}
         if not columns:
             raise InputError(path, "no label column: name one with --label-column, or use label_<rater> columns", field="label")
     if source is not None or id_column is not None:

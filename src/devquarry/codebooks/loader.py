@@ -17,6 +17,7 @@ A codebook is a YAML file::
         keywords: [..]
         examples: [..]
         source_values: [..]    # optional: how the code is written in a source's own labels
+    irrelevant_values: [..]    # optional: label values meaning "none of these codes"
 
 Errors name the file, the code and the field.
 """
@@ -36,7 +37,8 @@ from devquarry.errors import InputError
 
 _ID = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
 _CODE_KEYS = {"id", "name", "parent", "share", "description", "excludes", "keywords", "examples", "source_values", "applies_to"}
-_TOP_KEYS = {"id", "name", "reference", "multi_label", "levels", "human_kappa", "population", "sample_size", "shares_note", "codes"}
+_TOP_KEYS = {"id", "name", "reference", "multi_label", "levels", "human_kappa", "population", "sample_size", "shares_note",
+             "irrelevant_values", "codes"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Codebook:
     reference: str = ""
     population: int | None = None
     sample_size: int | None = None
+    irrelevant_values: tuple[str, ...] = ()
     path: str = ""
 
     def code(self, code_id: str) -> Code:
@@ -208,5 +211,6 @@ def _validate(data: Any, path: Path) -> Codebook:
     return Codebook(
         id=str(data["id"]), name=str(data["name"]), codes=tuple(codes), multi_label=bool(data.get("multi_label", False)),
         levels=names, human_kappa=data.get("human_kappa"), reference=str(data.get("reference") or ""),
-        population=data.get("population"), sample_size=data.get("sample_size"), path=str(path),
+        population=data.get("population"), sample_size=data.get("sample_size"),
+        irrelevant_values=tuple(str(v) for v in data.get("irrelevant_values") or ()), path=str(path),
     )

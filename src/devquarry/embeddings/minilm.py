@@ -53,7 +53,8 @@ class MiniLMEmbedder(Embedder):
             import transformers
             from sentence_transformers import SentenceTransformer
 
-            transformers.logging.set_verbosity_error()  # its load report is noise for our users
+            transformers.logging.set_verbosity_error()  # its load report and bar are noise for our users
+            transformers.logging.disable_progress_bar()
             self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
             self._model.max_seq_length = self.max_tokens
         return self._model
