@@ -64,7 +64,7 @@ def test_db_from_environment(tmp_path, shared):
     rows = {r["table"]: r for r in json.loads(proc.stdout)}
     assert rows["thread"]["new"] == 30
     with Store(db, read_only=True) as s:
-        assert s.counts()["thread"] == 30 and s.schema_version == 5
+        assert s.counts()["thread"] == 30 and s.schema_version == 6
 
 
 def test_info_on_missing_store_is_bad_input(tmp_path):

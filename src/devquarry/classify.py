@@ -162,7 +162,8 @@ def classify(
     sources: list[str] | None = None,
     topic_run: int | None = None,
 ) -> pd.DataFrame:
-    """Code every thread (of ``sources``) and save the result as a run; returns the codes."""
+    """Code every thread (of ``sources``) and save the result as a run; returns one row per
+    (thread, code): a multi-label codebook's supervised coder may give a thread several codes."""
     started = datetime.now(timezone.utc)
     cb = load_codebook(codebook)
     if method not in METHODS:
@@ -190,10 +191,22 @@ def classify(
             keyed = keyed[~keyed.primary.isin(too_rare)]
             if keyed.primary.nunique() < 2:
                 raise InputError(store.path, "supervised coding needs labelled threads of at least two codes")
-            coder = SupervisedCoder().fit([thread_text(t, b) for t, b in zip(keyed.title, keyed.body_text)], keyed.primary.tolist())
-            proba = coder.predict_proba(texts)
-            codes = list(coder.classes_[proba.argmax(axis=1)])
-            scores = list(proba.max(axis=1))
+            train = [thread_text(t, b) for t, b in zip(keyed.title, keyed.body_text)]
+            if cb.multi_label:
+                # Every code a coder gave (at this level) is a target; a thread may get several.
+                targets = [[c for c in codes if c not in too_rare] or [p] for codes, p in zip(keyed.codes, keyed.primary)]
+                coder = SupervisedCoder().fit(train, targets)
+                picked = coder.predict(texts)
+                proba = coder.predict_proba(texts)
+                col = {c: i for i, c in enumerate(coder.classes_)}
+                rows = [(i, c, float(proba[i, col[c]])) for i, cs in enumerate(picked) for c in cs]
+                threads = threads.iloc[[i for i, _, _ in rows]].reset_index(drop=True)
+                codes, scores = [c for _, c, _ in rows], [s for _, _, s in rows]
+            else:
+                coder = SupervisedCoder().fit(train, keyed.primary.tolist())
+                proba = coder.predict_proba(texts)
+                codes = list(coder.classes_[proba.argmax(axis=1)])
+                scores = list(proba.max(axis=1))
         else:
             codes, scores = _topic_codes(store, threads, labels, topic_run)
     out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
@@ -229,5 +242,6 @@ def _save(store: Store, cb: Codebook, method: str, out: pd.DataFrame, params: di
         })
         con.execute("INSERT INTO classification SELECT * FROM batch")
         counts = out.code.value_counts().to_dict()
-        store.record_run(run_id, "classify", {**params, "codebook": cb.id}, {"threads": len(out), "codes": counts}, started)
+        store.record_run(run_id, "classify", {**params, "codebook": cb.id},
+                         {"threads": int(out[["source", "source_id"]].drop_duplicates().shape[0]), "codes": counts}, started)
     return run_id

@@ -23,7 +23,7 @@ import pandas as pd
 
 from devquarry.errors import InputError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_DB = "devquarry.duckdb"
 DEFAULT_MEMORY_LIMIT = "1GB"
 TRACKED_PACKAGES = ("devquarry", "duckdb", "lxml", "pandas", "pyarrow", "jinja2", "plotly")
@@ -111,7 +111,7 @@ SCHEMA = [
   PRIMARY KEY (codebook, source, source_id, rater, code))""",
     """CREATE TABLE IF NOT EXISTS classification (
   run_id INTEGER NOT NULL, codebook VARCHAR NOT NULL, source VARCHAR NOT NULL, source_id VARCHAR NOT NULL,
-  code VARCHAR, score DOUBLE, method VARCHAR, PRIMARY KEY (run_id, source, source_id))""",
+  code VARCHAR NOT NULL, score DOUBLE, method VARCHAR, PRIMARY KEY (run_id, source, source_id, code))""",
     """CREATE TABLE IF NOT EXISTS run (
   run_id INTEGER PRIMARY KEY, command VARCHAR, params JSON, versions JSON,
   counts JSON, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)""",
