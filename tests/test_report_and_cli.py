@@ -46,12 +46,14 @@ def test_demo_then_info_and_report(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "4,081" in html and "New threads per month" in html
     assert "Threads per quarter" in html and "<h3>Themes</h3>" in html
+    assert "Challenge categories" in html and "Audio API" in html
     # Re-running the demo adds nothing, and the run is recorded with its versions.
     again = run_cli("demo", "--out", str(tmp_path / "report.html"), db=db)
     assert again.returncode == 0
     runs = json.loads(run_cli("runs", "--json", db=db).stdout)
-    assert [r["command"] for r in runs] == ["demo", "topics", "demo", "topics"]
-    counts = json.loads(runs[2]["counts"])
+    steps = ["demo", "topics", "labels import", "classify"]
+    assert [r["command"] for r in runs] == steps + steps
+    counts = json.loads(runs[4]["counts"])
     assert counts["threads_new"] == 0 and counts["threads_unchanged"] == 4081
     versions = json.loads(runs[0]["versions"])
     assert {"python", "duckdb", "devquarry"} <= versions.keys()

@@ -32,13 +32,20 @@ def demo_source() -> TableSource:
 
 
 DEMO_THEMES = 8
+DEMO_CODEBOOK = "chen2025-so-api"
 
 
 def run_demo(store: Store, out: str | Path = "report.html", progress=None, embedding: str | None = None) -> tuple[pd.DataFrame, Path]:
-    """Ingest the bundled corpus, fit topics with themes, and write the report; return the ingest
-    counts and the report path."""
+    """Ingest the bundled corpus, fit topics with themes, import the study's hand labels, code
+    every question into the API categories, and write the report; return the ingest counts and
+    the report path."""
+    from devquarry.classify import classify
+    from devquarry.labeling import import_labels_from_threads
     from devquarry.topics import fit_topics
 
     counts = ingest(store, demo_source(), command="demo", progress=progress)
     fit_topics(store, embedding=embedding, themes=DEMO_THEMES, sources=[DEMO_SOURCE])
+    # The study's hand labels ride along in the corpus: they train the coder for the rest.
+    import_labels_from_threads(store, DEMO_CODEBOOK, DEMO_SOURCE, rater="study")
+    classify(store, DEMO_CODEBOOK, method="supervised", sources=[DEMO_SOURCE])
     return counts, build_report(store, out, title="devquarry demo: Stack Overflow questions on the OpenAI API")

@@ -47,6 +47,33 @@ def _env() -> jinja2.Environment:
     return env
 
 
+def taxonomy_table(store: Store) -> dict | None:
+    """The latest classify run: machine codes per code beside hand-labelled and published shares."""
+    from devquarry.codebooks import load_codebook
+
+    row = store.con.execute("SELECT run_id, params FROM run WHERE command = 'classify' ORDER BY run_id DESC LIMIT 1").fetchone()
+    if not row:
+        return None
+    run_id, params = row[0], json.loads(row[1])
+    cb = load_codebook(params["codebook"])
+    machine = store.query("""SELECT code, count(DISTINCT (source, source_id)) AS threads FROM classification
+                             WHERE run_id = ? GROUP BY code""", [run_id]).set_index("code").threads
+    hand = store.query("""SELECT code, count(*) AS threads FROM label WHERE codebook = ? AND rank = 0 AND status = 'coded'
+                          GROUP BY code""", [cb.id]).set_index("code").threads
+    level = params.get("level") or 0
+    rows = []
+    for c in cb.at_level(level):
+        rows.append({"code": c.id, "name": c.name, "machine": int(machine.get(c.id, 0)), "hand": int(hand.get(c.id, 0)),
+                     "published": c.share / 100 if c.share is not None else None})
+    total_m = sum(machine) or 1
+    total_h = sum(r["hand"] for r in rows) or 1
+    for r in rows:
+        r["machine_share"] = r["machine"] / total_m
+        r["hand_share"] = r["hand"] / total_h
+    return {"run_id": run_id, "codebook": cb.id, "name": cb.name, "method": params.get("method"), "rows": rows,
+            "threads": int(store.con.execute("SELECT count(DISTINCT (source, source_id)) FROM classification WHERE run_id = ?", [run_id]).fetchone()[0])}
+
+
 def report_data(store: Store, top_n: int = 5) -> dict:
     """Everything the report shows, as DataFrames (usable from a notebook too)."""
     from devquarry import topics as tp
@@ -58,6 +85,7 @@ def report_data(store: Store, top_n: int = 5) -> dict:
         "runs": store.query("SELECT run_id, command, params, versions, counts, started_at, ended_at FROM run ORDER BY run_id"),
         "topic_run": None,
     }
+    data["taxonomy"] = taxonomy_table(store)
     has_topics = store.con.execute("SELECT count(*) FROM run WHERE command = 'topics'").fetchone()[0]
     if has_topics:
         run_id = tp.latest_topic_run(store)
@@ -110,6 +138,7 @@ def build_report(store: Store, out: str | Path = "report.html", *, title: str = 
         top=data["top"].to_dict("records"),
         figures=figures,
         topics=topics,
+        taxonomy=data["taxonomy"],
         runs=runs,
         plotly_js=get_plotlyjs(),
     )
