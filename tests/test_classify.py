@@ -1,14 +1,12 @@
 import json
 
-import pandas as pd
 import pytest
 
 from conftest import run_cli
 from devquarry import Store, ingest_table
 from devquarry.classify import UNCLASSIFIED, SupervisedCoder, classify
-from devquarry.codebooks import load_codebook
 from devquarry.evaluate import evaluate
-from devquarry.labeling import import_labels, import_labels_from_threads, labels_frame
+from devquarry.labeling import import_labels_from_threads, labels_frame
 from devquarry.topics import fit_topics
 
 FORUM_MAP = "source_id=ID,title=Title,url=Link,is_resolved=Solved,label=Label"

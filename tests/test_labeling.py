@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from conftest import run_cli
-from devquarry import InputError, Store, ingest_table
+from devquarry import Store, ingest_table
 from devquarry.codebooks import load_codebook
 from devquarry.labeling import (agreement, fleiss_kappa, import_labels, label_shares, parse_label, read_sheet, sample_size,
                                 stratified_sample, write_sheet)

@@ -1,5 +1,3 @@
-import gzip
-import io
 import json
 from datetime import datetime, timezone
 

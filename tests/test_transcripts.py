@@ -1,5 +1,5 @@
 from conftest import FIXTURES, run_cli
-from devquarry import Store, ingest_transcripts
+from devquarry import ingest_transcripts
 from devquarry.sources.transcripts import count_tokens
 
 T = FIXTURES / "transcripts"

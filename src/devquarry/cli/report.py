@@ -1,0 +1,57 @@
+"""info, runs, report and demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from devquarry.cli.common import (CsvOpt, DbOpt, JsonOpt, _byte_progress, _store, app, emit, out)
+
+
+@app.command()
+def info(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+    """Per source: threads, replies, date range, share resolved, median hours to first reply."""
+    from devquarry.info import info as info_frame
+
+    with _store(db, read_only=True) as store:
+        df = info_frame(store)
+    emit(df, as_json=as_json, as_csv=as_csv, title=f"{store.path}")
+
+
+@app.command()
+def runs(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+    """Every run recorded in the store: command, parameters, versions, counts, times."""
+    with _store(db, read_only=True) as store:
+        df = store.runs()
+    if not as_json and not as_csv:
+        df = df[["run_id", "command", "counts", "started_at", "ended_at"]]
+    emit(df, as_json=as_json, as_csv=as_csv)
+
+
+@app.command()
+def report(
+    out_: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    db: DbOpt = None,
+) -> None:
+    """Write a self-contained HTML report of the store."""
+    from devquarry.report import build_report
+
+    with _store(db, read_only=True) as store:
+        path = build_report(store, out_)
+    out.print(f"report written to {path}")
+
+
+@app.command()
+def demo(
+    out_: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    db: DbOpt = None,
+) -> None:
+    """Run the bundled Stack Overflow corpus through every step and write the report."""
+    from devquarry.demo import demo_source, run_demo
+
+    with _store(db) as store, _byte_progress(demo_source().total_bytes, "demo corpus") as advance:
+        counts, path = run_demo(store, out_, progress=advance)
+    emit(counts, title=f"demo corpus ingested into {store.path}")
+    out.print(f"report written to {path}")

@@ -1,0 +1,209 @@
+"""Codebooks, samples, labels, agreement, classification and evaluation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pandas as pd
+import typer
+
+from devquarry.cli.common import (codebooks_app, labels_app, CsvOpt, DbOpt, JsonOpt, _store, app, emit, out)
+from devquarry.errors import InputError
+from devquarry.store import default_db
+
+
+@codebooks_app.command("list")
+def codebooks_list(as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+    """The codebooks shipped with devquarry."""
+    from devquarry.codebooks import list_codebooks
+
+    emit(list_codebooks(), as_json=as_json, as_csv=as_csv)
+
+
+@codebooks_app.command("show")
+def codebooks_show(name: Annotated[str, typer.Argument(help="A shipped codebook's id, or a YAML file.")],
+                   as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+    """The codes of a codebook, with their published shares."""
+    from devquarry.codebooks import load_codebook
+
+    cb = load_codebook(name)
+    df = cb.frame()
+    if not as_json and not as_csv:
+        df = df[["code", "name", "parent", "level", "share"]]
+    emit(df, as_json=as_json, as_csv=as_csv, title=f"{cb.id}: {cb.name}")
+
+
+@app.command()
+def sample(
+    codebook: Annotated[str, typer.Option(help="Codebook the sheet is for.")],
+    out_: Annotated[Optional[Path], typer.Option("--out", help="Label sheet to write (.csv or .xlsx).")] = None,
+    confidence: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
+    margin: Annotated[float, typer.Option(help="Margin of error.")] = 0.05,
+    size: Annotated[Optional[int], typer.Option(help="Sample this many instead of computing the size.")] = None,
+    strata: Annotated[str, typer.Option(help="Column to stratify by (source, category).")] = "source",
+    raters: Annotated[str, typer.Option(help="Rater names, comma-separated: one label column each.")] = "rater1,rater2",
+    source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
+    population: Annotated[Optional[int], typer.Option(help="Only compute the size for a population of this many threads (no sheet).")] = None,
+    seed: int = 42,
+    db: DbOpt = None,
+) -> None:
+    """Compute the sample size (Cochran, finite-population correction) and write a stratified label sheet."""
+    from devquarry.codebooks import load_codebook
+    from devquarry.labeling import sample_size, stratified_sample, write_sheet
+
+    cb = load_codebook(codebook)
+    if population is not None:
+        calc = sample_size(population, confidence, margin)
+        out.print(f"population N = {population:,}; confidence {confidence:.0%} (z = {calc['z']}), margin ±{margin:.1%}, p = 0.5")
+        out.print(f"{calc['formula']}  ->  n0 = {calc['n0']:,}, n = {calc['n']:,}")
+        return
+    with _store(db, read_only=True) as store:
+        threads = store.threads()
+    if source:
+        threads = threads[threads.source.isin(source)]
+    if threads.empty:
+        raise InputError(db or default_db(), "no threads to sample")
+    calc = sample_size(len(threads), confidence, margin)
+    n = size or calc["n"]
+    out.print(f"population N = {calc['population']:,}; confidence {confidence:.0%} (z = {calc['z']}), margin ±{margin:.1%}, p = 0.5")
+    out.print(f"{calc['formula']}  ->  n0 = {calc['n0']:,}, n = {calc['n']:,}")
+    if out_ is None:
+        raise InputError(None, "name the sheet to write with --out SHEET.csv|.xlsx", field="out")
+    picked = stratified_sample(threads, n, strata=strata, seed=seed)
+    path = write_sheet(picked, out_, [r.strip() for r in raters.split(",") if r.strip()], cb)
+    out.print(f"{len(picked):,} threads, stratified by {strata}, written to {path}")
+
+
+@labels_app.command("import")
+def labels_import(
+    codebook: Annotated[str, typer.Option(help="Codebook of the labels.")],
+    sheet: Annotated[Optional[Path], typer.Argument(help="Label sheet (.csv or .xlsx); leave out with --from-threads.")] = None,
+    rater: Annotated[Optional[str], typer.Option(help="Rater name (with --label-column, or to pick one label_<rater> column).")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Column holding the labels (default: every label_<rater> column).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Source of the threads, when the sheet has no source column.")] = None,
+    id_column: Annotated[Optional[str], typer.Option(help="Column with the threads' ids, when the sheet has no source_id column.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV sheet.")] = "utf-8",
+    from_threads: Annotated[bool, typer.Option("--from-threads", help="Take the labels that came with the threads of --source (ingest table --map label=...).")] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read hand labels (messy strings included: A.1--C.2, C--, ///, trailing *) into the store."""
+    from devquarry.labeling import import_labels, import_labels_from_threads
+
+    with _store(db) as store:
+        if from_threads:
+            if not source:
+                raise InputError(None, "--from-threads needs --source", field="source")
+            df = import_labels_from_threads(store, codebook, source, rater or "source")
+        elif sheet is None:
+            raise InputError(None, "give a label sheet, or --from-threads --source NAME", field="sheet")
+        else:
+            df = import_labels(store, sheet, codebook, rater=rater, label_column=label_column, source=source, id_column=id_column, encoding=encoding)
+    emit(df, as_json=as_json)
+
+
+@app.command()
+def agreement(
+    codebook: Annotated[str, typer.Option(help="Codebook of the labels.")],
+    level: Annotated[Optional[int], typer.Option(help="Level (0 = category); default every level.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Agreement between raters: Cohen's kappa (Fleiss' for more raters), confusion matrix, disagreements."""
+    from devquarry.codebooks import load_codebook
+    from devquarry.labeling import agreement as agree
+
+    cb = load_codebook(codebook)
+    levels = [level] if level is not None else list(range(len(cb.levels)))
+    with _store(db, read_only=True) as store:
+        results = [agree(store, codebook, lv) for lv in levels]
+    if as_json:
+        sys.stdout.write(json.dumps([{k: (v.reset_index().to_dict("records") if isinstance(v, pd.DataFrame) else v)
+                                      for k, v in r.items() if k != "confusion"} for r in results], indent=2, default=str) + "\n")
+        return
+    for r in results:
+        out.print(f"[bold]{r['level']}[/bold]: {r['method']} kappa {r['kappa']:.3f} over {r['threads']:,} threads "
+                  f"(raters {', '.join(r['raters'])}; agreement {r['percent_agreement']:.1%}; published human kappa {r['human_kappa_published']})")
+        if "confusion" in r:
+            emit(r["confusion"].reset_index(), title="confusion (rows: first rater)")
+        emit(r["disagreements"].head(20), title=f"{len(r['disagreements'])} disagreements (first 20)")
+
+
+@app.command()
+def classify(
+    codebook: Annotated[str, typer.Option(help="Codebook to code into (a shipped id or a YAML file).")],
+    method: Annotated[str, typer.Option(help="supervised (learns from hand labels), zero-shot (from the codebook's text), or topic (a topic's dominant label).")] = "supervised",
+    rater: Annotated[Optional[str], typer.Option(help="Learn from this rater's labels only.")] = None,
+    level: Annotated[Optional[int], typer.Option(help="Code at this level (0 = category); default the deepest labelled.")] = None,
+    embedding: Annotated[Optional[str], typer.Option(help="Embedding for zero-shot (default minilm).")] = None,
+    threshold: Annotated[float, typer.Option(help="Zero-shot: below this similarity a thread stays unclassified.")] = 0.15,
+    source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Code every thread into a codebook and save the codes (with method and score) as a run."""
+    from devquarry.classify import classify as run_classify
+
+    with _store(db) as store:
+        df = run_classify(store, codebook, method=method, rater=rater, level=level, embedding=embedding, threshold=threshold, sources=source)
+    if as_json or as_csv:
+        emit(df, as_json=as_json, as_csv=as_csv)
+        return
+    summary = df.groupby("code").agg(threads=("source_id", "size"), mean_score=("score", "mean")).sort_values("threads", ascending=False).reset_index()
+    summary["share"] = summary.threads / summary.threads.sum()
+    emit(summary, title=f"{len(df):,} threads coded into {codebook} ({method})")
+
+
+@app.command()
+def evaluate(
+    codebook: Annotated[str, typer.Option(help="Codebook of the hand labels.")],
+    gold: Annotated[Optional[Path], typer.Option(help="A label sheet to evaluate against (imported first, as rater 'gold' unless --rater).")] = None,
+    method: Annotated[str, typer.Option(help="supervised (cross-validated on the same labels) or zero-shot.")] = "supervised",
+    rater: Annotated[Optional[str], typer.Option(help="Whose labels are the gold standard.")] = None,
+    level: Annotated[int, typer.Option(help="Level (0 = category).")] = 0,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    embedding: Annotated[str, typer.Option(help="Embedding for zero-shot.")] = "minilm",
+    label_column: Annotated[Optional[str], typer.Option(help="With --gold: the label column.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="With --gold: the threads' source, when the sheet has none.")] = None,
+    id_column: Annotated[Optional[str], typer.Option(help="With --gold: the threads' id column, when the sheet has none.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy, macro-F1 and Cohen's kappa of machine codes against human labels, overall and per code."""
+    from devquarry.evaluate import evaluate as run_evaluate
+    from devquarry.labeling import import_labels
+
+    with _store(db) as store:
+        if gold is not None:
+            rater = rater or "gold"
+            import_labels(store, gold, codebook, rater=rater, label_column=label_column, source=source, id_column=id_column)
+        result = run_evaluate(store, codebook, method=method, rater=rater, level=level, folds=folds, embedding=embedding)
+    per = result.pop("per_code")
+    if as_json:
+        sys.stdout.write(json.dumps({**result, "per_code": per.to_dict("records")}, indent=2, default=str) + "\n")
+        return
+    out.print(f"{result['codebook']} at {result['level']} level, {result['method']} ({result['cross_validated'] or 'no training'}): "
+              f"n = {result['n']:,}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}, kappa {result['kappa']:.3f} "
+              f"(human coders: {result['human_kappa']})" + (f"; left out (too few labels): {', '.join(result['left_out'])}" if result["left_out"] else ""))
+    emit(per)
+
+
+@labels_app.command("shares")
+def labels_shares(
+    codebook: Annotated[str, typer.Option(help="Codebook of the labels.")],
+    level: Annotated[int, typer.Option(help="Level (0 = category).")] = 0,
+    rater: Annotated[Optional[str], typer.Option(help="Only this rater's labels.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Share of hand-labelled threads per code, beside the share the codebook publishes."""
+    from devquarry.labeling import label_shares
+
+    with _store(db, read_only=True) as store:
+        df = label_shares(store, codebook, level, rater)
+    emit(df, as_json=as_json, as_csv=as_csv, title=f"{df.attrs['coded']:,} coded threads; {df.attrs['irrelevant']:,} marked irrelevant")
