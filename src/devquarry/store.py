@@ -128,7 +128,8 @@ WITH agg AS (
          min(created_at) FILTER (WHERE is_accepted AND kind = 'answer') AS accepted_answer_at
   FROM replies GROUP BY ALL)
 SELECT t.* EXCLUDE (content_hash, reply_count, first_reply_at, accepted_at, is_resolved),
-       coalesce(t.reply_count, a.n_answers, 0) AS reply_count,
+       -- 0 only where the source holds replies at all; an imported table without them stays unknown
+       coalesce(t.reply_count, a.n_answers, CASE WHEN t.source IN (SELECT DISTINCT source FROM reply) THEN 0 END) AS reply_count,
        coalesce(t.first_reply_at, a.first_answer_at) AS first_reply_at,
        coalesce(t.accepted_at, a.accepted_answer_at) AS accepted_at,
        coalesce(t.is_resolved, a.accepted_answer_at IS NOT NULL, false) AS is_resolved

@@ -1,0 +1,54 @@
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from devquarry import Store, ingest_discourse, ingest_github, ingest_table
+from devquarry.labeling import import_labels_from_threads
+from devquarry.metrics import metrics
+
+SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
+
+
+def test_stackoverflow_difficulty_per_api_category(tmp_path, shared):
+    path = shared / "stackoverflow-openai-api" / "questions_labelled.csv.gz"
+    with Store(tmp_path / "so.duckdb") as s:
+        ingest_table(s, [path], source="stackoverflow", mapping=SO_MAP)
+        import_labels_from_threads(s, "chen2025-so-api", "stackoverflow", "study")
+        m = metrics(s, "code", codebook="chen2025-so-api").set_index("group")
+    raw = pd.read_csv(path)
+    assert m.loc["(all)", "threads"] == 2299
+    assert m.loc["(all)", "pct_unresolved"] == pytest.approx(1 - raw.has_accepted_answer.mean())
+    assert pd.isna(m.loc["(all)", "pct_no_reply"])  # the export has no reply counts: unknown, not zero
+    audio = raw[raw.type == 5]
+    assert m.loc["audio", "threads"] == len(audio)
+    assert m.loc["audio", "pct_unresolved"] == pytest.approx(1 - audio.has_accepted_answer.mean())
+    assert m.loc["(all)", "n_accepted"] == raw.accepted_time.notna().sum()
+
+
+def test_forum_and_github_difficulty(tmp_path, shared):
+    with Store(tmp_path / "s.duckdb") as s:
+        ingest_discourse(s, [shared / "discourse-openai-forum" / "topics_with_posts.json"])
+        ingest_github(s, [shared / "github-issues-llm-vendors" / "OpenAI_openai-python.csv"])
+        m = metrics(s, "source").set_index("group")
+    forum = m.loc["discourse:community.openai.com"]
+    topics = json.loads((shared / "discourse-openai-forum" / "topics_with_posts.json").read_text())
+    replies = [sum(1 for p in t["post_comments"] if p["post_number"] > 1 and p["post_type"] == 1) for t in topics]
+    complete = [t for t, r in zip(topics, replies) if len(t["post_comments"]) >= t["posts_count"]]
+    assert forum.threads == 163 and forum.n_reply_count == 163
+    assert forum.pct_no_reply == pytest.approx(sum(1 for r in replies if r == 0) / 163, abs=0.02)
+    assert 0 < forum.hours_to_first_reply_median < forum.hours_to_first_reply_mean
+    gh = m.loc["github:openai/openai-python"]
+    assert gh.threads == 783 and gh.pct_unresolved == pytest.approx(1 - 528 / 783)
+    assert len(complete) >= 159
+
+
+def test_cli_metrics_by_period(tmp_path, shared):
+    db = tmp_path / "p.duckdb"
+    with Store(db) as s:
+        ingest_table(s, [shared / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP)
+    rows = json.loads(run_cli("metrics", "--by", "period", "--period", "year", "--json", db=db).stdout)
+    assert rows[0]["group"] == "(all)" and sum(r["threads"] for r in rows[1:]) == 2299
+    bad = run_cli("metrics", "--by", "code", db=db)
+    assert bad.returncode == 2 and "needs --codebook" in bad.stderr
