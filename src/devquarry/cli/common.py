@@ -66,23 +66,20 @@ def _store(db: Path | None, read_only: bool = False) -> Store:
 
 
 @contextmanager
+def _progress(total: int, label: str, *columns):
+    show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), *columns, TimeRemainingColumn(),
+                  console=err, disable=not show) as bar:
+        task = bar.add_task(label, total=total or None)
+        yield lambda n: bar.advance(task, n)
+
+
 def _byte_progress(total: int, label: str):
-    show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-        console=err, disable=not show, transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=total or None)
-        yield lambda n: bar.advance(task, n)
+    return _progress(total, label, DownloadColumn(), TransferSpeedColumn())
 
 
-@contextmanager
 def _count_progress(total: int, label: str):
-    show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), console=err, disable=not show) as bar:
-        task = bar.add_task(label, total=total or None)
-        yield lambda n: bar.advance(task, n)
+    return _progress(total, label, TextColumn("{task.completed}/{task.total}"))
 
 
 def emit(df: pd.DataFrame, *, as_json: bool = False, as_csv: bool = False, title: str | None = None) -> None:
