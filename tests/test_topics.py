@@ -87,3 +87,13 @@ def test_cli_topics_json_and_list(so_store, static_model, tmp_path):
     assert sum(r["threads"] for r in quarters) == 2299
     bad = run_cli("topics", "--embedding", "nope", db=so_store)
     assert bad.returncode == 2 and "unknown embedding backend" in bad.stderr
+
+
+def test_small_forum_list_gets_topics(tmp_path, shared_dir):
+    """30 topic-list entries: the LSA space is smaller than PCA's default 50 dimensions."""
+    from devquarry import ingest_discourse
+
+    with Store(tmp_path / "small.duckdb") as s:
+        ingest_discourse(s, [shared_dir / "discourse-openai-forum" / "latest.json"])
+        r = fit_topics(s, min_topic_size=3, nr_topics=3, quality=False)
+    assert r.quality["n_docs"] == 30 and 1 <= r.quality["n_topics"] <= 3 and r.topics["size"].sum() == 30

@@ -66,7 +66,8 @@ def fit_topics(
         raise InputError(store.path, f"{len(docs)} threads are too few for topics with a minimum size of {min_topic_size}")
     embedder = get_embedder(embedding)
     vectors = embed_threads(store, embedder, threads, progress)
-    model = build_model(embedder, len(docs), clustering=clustering, min_topic_size=min_topic_size, nr_topics=nr_topics, seed=seed)
+    model = build_model(embedder, len(docs), clustering=clustering, min_topic_size=min_topic_size, nr_topics=nr_topics, seed=seed,
+                        embedding_dim=vectors.shape[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         labels, _ = model.fit_transform(docs, vectors)

@@ -39,6 +39,7 @@ def build_model(
     nr_topics: int | None = None,
     seed: int = 42,
     dims: int = 50,
+    embedding_dim: int | None = None,
 ) -> BERTopic:
     """The default (``kmeans``): PCA to 50 dimensions, k-means with a minimum topic size, BM25-
     weighted c-TF-IDF over English words without stop words, and KeyBERT-like keywords as a second
@@ -58,7 +59,8 @@ def build_model(
     if clustering == "kmeans":
         k = nr_topics or auto_n_topics(n_docs, min_topic_size)
         return BERTopic(
-            umap_model=PCA(n_components=max(2, min(dims, n_docs - 1)), random_state=seed),
+            # A small corpus (or a small LSA space) caps the dimensions PCA can keep.
+            umap_model=PCA(n_components=max(1, min(dims, n_docs - 1, embedding_dim or dims)), random_state=seed),
             hdbscan_model=SizedKMeans(n_clusters=k, min_size=min_topic_size, random_state=seed),
             **common,
         )
