@@ -54,8 +54,13 @@ def test_classify_saves_codes_and_topic_method(forum_db):
         # The forum codebook is multi-label: every thread gets at least one code, some get two.
         per_thread = out.groupby("source_id").code.size()
         assert len(per_thread) == 1183 and per_thread.min() >= 1 and per_thread.max() >= 2
-        assert set(out.code) <= {"A", "B", "C", "D", "E", "F"}
+        assert set(out.code) <= {"A", "B", "C", "D", "E", "F", "irrelevant"}
         assert out.score.between(0, 1).all()
+        # The 145 titles the coders marked irrelevant train a relevance coder that sets threads aside first.
+        aside = set(out.source_id[out.code == "irrelevant"])
+        assert (per_thread[list(aside)] == 1).all()
+        marked = set(labels_frame(s, "chen2024-forum", 0).query("status == 'irrelevant'").source_id)
+        assert len(marked) == 145 and len(aside & marked) > 0.5 * len(marked) and len(aside - marked) < len(aside)
         stored = s.query("SELECT method, count(*) AS n FROM classification GROUP BY method")
         assert stored.set_index("method").n["supervised"] == len(out)
         single = classify(s, "chen2025-so-api", method="zero-shot", embedding="lsa", sources=["openai-forum-labelled"])

@@ -18,13 +18,29 @@ def test_stackoverflow_difficulty_per_api_category(tmp_path, shared):
         import_labels_from_threads(s, "chen2025-so-api", "stackoverflow", "study")
         m = metrics(s, "code", codebook="chen2025-so-api").set_index("group")
     raw = pd.read_csv(path)
-    assert m.loc["(all)", "threads"] == 2299
+    # Eight rows repeat a question under a duplicate's id (same title and time): counted once.
+    raw = raw.sort_values("views", ascending=False).drop_duplicates(["title", "created_time"])
+    assert m.attrs["duplicates_dropped"] == 8
+    assert m.loc["(all)", "threads"] == 2291
     assert m.loc["(all)", "pct_unresolved"] == pytest.approx(1 - raw.has_accepted_answer.mean())
     assert pd.isna(m.loc["(all)", "pct_no_reply"])  # the export has no reply counts: unknown, not zero
     audio = raw[raw.type == 5]
     assert m.loc["audio", "threads"] == len(audio)
     assert m.loc["audio", "pct_unresolved"] == pytest.approx(1 - audio.has_accepted_answer.mean())
     assert m.loc["(all)", "n_accepted"] == raw.accepted_time.notna().sum()
+    # The study's hardest three, in its order: GPT Actions, Assistants, Audio.
+    ranked = m.drop("(all)").sort_values("pct_unresolved", ascending=False).index[:3].tolist()
+    assert ranked == ["gpt-actions", "assistants", "audio"]
+    # Intervals: bootstrap for the small groups, Wilson above 1,000 threads; each holds its estimate.
+    assert m.loc["gpt-actions", "ci_method"] == "bootstrap" and m.loc["chat", "ci_method"] == "wilson"
+    for g in m.index:
+        assert m.loc[g, "pct_unresolved_lo"] <= m.loc[g, "pct_unresolved"] <= m.loc[g, "pct_unresolved_hi"]
+    width = m.pct_unresolved_hi - m.pct_unresolved_lo
+    assert width["image"] > width["audio"] > width["(all)"]  # 58, 245 and 2,291 threads
+    hours = raw.dropna(subset=["accepted_time"])
+    hours = (pd.to_datetime(hours.accepted_time) - pd.to_datetime(hours.created_time)).dt.total_seconds() / 3600
+    assert m.loc["(all)", "hours_to_accepted_median"] == pytest.approx(hours[hours >= 0].median(), rel=1e-6)
+    assert m.loc["(all)", "hours_to_accepted_median_lo"] < m.loc["(all)", "hours_to_accepted_median"] < m.loc["(all)", "hours_to_accepted_median_hi"]
 
 
 def test_forum_and_github_difficulty(tmp_path, shared):
@@ -49,6 +65,8 @@ def test_cli_metrics_by_period(tmp_path, shared):
     with Store(db) as s:
         ingest_table(s, [shared / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP)
     rows = json.loads(run_cli("metrics", "--by", "period", "--period", "year", "--json", db=db).stdout)
-    assert rows[0]["group"] == "(all)" and sum(r["threads"] for r in rows[1:]) == 2299
+    assert rows[0]["group"] == "(all)" and sum(r["threads"] for r in rows[1:]) == 2291
+    rows = json.loads(run_cli("metrics", "--by", "period", "--period", "year", "--keep-duplicates", "--json", db=db).stdout)
+    assert sum(r["threads"] for r in rows[1:]) == 2299
     bad = run_cli("metrics", "--by", "code", db=db)
     assert bad.returncode == 2 and "needs --codebook" in bad.stderr

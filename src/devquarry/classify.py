@@ -29,6 +29,7 @@ from devquarry.store import Store
 from devquarry.text import thread_text
 
 UNCLASSIFIED = "unclassified"
+IRRELEVANT = "irrelevant"
 MIN_EXAMPLES = 3
 METHODS = ("supervised", "zero-shot", "topic")
 
@@ -138,14 +139,16 @@ class ZeroShotCoder(ClassifierMixin, BaseEstimator):
         return np.array(self.predict_with_scores(X)[0], dtype=object)
 
 
-def training_labels(store: Store, codebook: Codebook, rater: str | None = None, level: int | None = None) -> pd.DataFrame:
+def training_labels(store: Store, codebook: Codebook, rater: str | None = None, level: int | None = None,
+                    keep_irrelevant: bool = False) -> pd.DataFrame:
     """Threads with their hand-labelled primary code (at ``level``) and all codes, for training."""
     from devquarry.labeling import labels_frame
 
     df = labels_frame(store, codebook.id, level)
     if rater:
         df = df[df.rater == rater]
-    df = df[(df.status == "coded") & df.primary.notna()]
+    df = df[((df.status == "coded") & df.primary.notna()) | (df.status == IRRELEVANT) if keep_irrelevant
+            else (df.status == "coded") & df.primary.notna()]
     # One label per thread: the first rater's in name order (a rater named with --rater wins above).
     return df.sort_values("rater").drop_duplicates(["source", "source_id"])
 
@@ -161,9 +164,14 @@ def classify(
     threshold: float = 0.15,
     sources: list[str] | None = None,
     topic_run: int | None = None,
+    relevance: bool | None = None,
 ) -> pd.DataFrame:
     """Code every thread (of ``sources``) and save the result as a run; returns one row per
-    (thread, code): a multi-label codebook's supervised coder may give a thread several codes."""
+    (thread, code): a multi-label codebook's supervised coder may give a thread several codes.
+
+    ``relevance`` (supervised only; by default on when the hand labels mark at least a few threads
+    irrelevant to the codebook): a first coder, trained on relevant against irrelevant labels,
+    sets aside the threads it finds irrelevant (code ``irrelevant``) before the codes are given."""
     started = datetime.now(timezone.utc)
     cb = load_codebook(codebook)
     if method not in METHODS:
@@ -210,10 +218,40 @@ def classify(
         else:
             codes, scores = _topic_codes(store, threads, labels, topic_run)
     out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
+    gate = None
+    if method == "supervised" and relevance is not False:
+        gate = _relevance(store, cb, rater, level, out, relevance)
+        if gate is not None:
+            out = gate
     _save(store, cb, method, out, {"method": method, "rater": rater, "level": level, "embedding": embedding,
                                    "threshold": threshold, "sources": sources,
-                                   "codes_too_rare_to_learn": too_rare if method == "supervised" else []}, started)
+                                   "codes_too_rare_to_learn": too_rare if method == "supervised" else [],
+                                   "relevance": gate is not None}, started)
     return out
+
+
+def _relevance(store: Store, cb: Codebook, rater, level, coded: pd.DataFrame, wanted: bool | None) -> pd.DataFrame | None:
+    """Replace the codes of the threads a relevant-vs-irrelevant coder finds irrelevant."""
+    labels = training_labels(store, cb, rater, level, keep_irrelevant=True)
+    n_irrelevant = int((labels.status == IRRELEVANT).sum())
+    if n_irrelevant < MIN_EXAMPLES or n_irrelevant == len(labels):
+        if wanted:
+            raise InputError(store.path, f"relevance coding needs hand labels marking threads irrelevant to {cb.id} (found {n_irrelevant})")
+        return None
+    threads = store.threads()
+    keyed = threads.merge(labels, on=["source", "source_id"], how="inner")
+    target = np.where(keyed.status == IRRELEVANT, IRRELEVANT, "relevant")
+    gate = SupervisedCoder().fit([thread_text(t, b) for t, b in zip(keyed.title, keyed.body_text)], target.tolist())
+    ids = coded[["source", "source_id"]].drop_duplicates().merge(threads[["source", "source_id", "title", "body_text"]],
+                                                                  on=["source", "source_id"], how="left")
+    proba = gate.predict_proba([thread_text(t, b) for t, b in zip(ids.title, ids.body_text)])
+    col = list(gate.classes_).index(IRRELEVANT)
+    ids["p_irrelevant"] = proba[:, col]
+    off = ids[ids.p_irrelevant >= 0.5]
+    keep = coded.merge(off[["source", "source_id"]], on=["source", "source_id"], how="left", indicator=True)
+    keep = keep[keep._merge == "left_only"].drop(columns="_merge")
+    aside = pd.DataFrame({"source": off.source, "source_id": off.source_id, "code": IRRELEVANT, "score": off.p_irrelevant})
+    return pd.concat([keep, aside], ignore_index=True)
 
 
 def _topic_codes(store: Store, threads: pd.DataFrame, labels: pd.DataFrame, topic_run: int | None):

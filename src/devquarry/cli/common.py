@@ -34,6 +34,7 @@ err = Console(stderr=True)
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="DuckDB store (default devquarry.duckdb, or $DEVQUARRY_DB).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print rows as JSON.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print rows as CSV.")]
+TableOpt = Annotated[bool, typer.Option("--table", help="Print rows as a table (the default).")]
 Files = Annotated[list[Path], typer.Argument(help="Input files.", show_default=False)]
 
 

@@ -31,27 +31,6 @@ def runs(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False) -> 
 
 
 @app.command()
-def metrics(
-    by: Annotated[str, typer.Option(help="Group by source, category (forum category), code (a codebook's), topic or period.")] = "source",
-    codebook: Annotated[Optional[str], typer.Option(help="With --by code: the codebook (latest machine codes, else hand labels).")] = None,
-    period: Annotated[str, typer.Option(help="With --by period: month, quarter or year.")] = "quarter",
-    source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-    as_csv: CsvOpt = False,
-) -> None:
-    """Popularity and difficulty per group: threads, views, % no reply, % under 3 replies, % unresolved, hours to first reply and to an accepted answer."""
-    from devquarry.metrics import metrics as run_metrics
-
-    with _store(db, read_only=True) as store:
-        df = run_metrics(store, by, codebook=codebook, period=period, sources=source)
-    if not as_json and not as_csv:
-        df = df[["group", "threads", "share", "views_median", "pct_no_reply", "pct_under_3_replies", "pct_unresolved",
-                 "hours_to_first_reply_median", "hours_to_first_reply_mean", "hours_to_accepted_median", "days_to_close_median"]]
-    emit(df, as_json=as_json, as_csv=as_csv)
-
-
-@app.command()
 def report(
     out_: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
     db: DbOpt = None,

@@ -1,0 +1,119 @@
+"""What the report shows, as DataFrames: usable from a notebook, and the same frames that
+``devquarry tables`` writes for papers."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from devquarry.info import info
+from devquarry.store import Store
+
+MONTHLY_SQL = """
+SELECT source, date_trunc('month', created_at) AS month, count(*) AS threads
+FROM threads WHERE created_at IS NOT NULL GROUP BY ALL ORDER BY source, month
+"""
+TOP_SQL = """
+SELECT source, title, url, views, reply_count, is_resolved, created_at
+FROM threads
+QUALIFY row_number() OVER (PARTITION BY source ORDER BY views DESC NULLS LAST, reply_count DESC, created_at) <= ?
+ORDER BY source, views DESC NULLS LAST
+"""
+
+
+def report_codebook(store: Store) -> str | None:
+    """The codebook the report groups by: the latest classify run's, else the most hand-labelled one."""
+    row = store.con.execute("SELECT codebook FROM classification ORDER BY run_id DESC LIMIT 1").fetchone()
+    if row:
+        return row[0]
+    row = store.con.execute("SELECT codebook, count(*) n FROM label GROUP BY 1 ORDER BY n DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def report_grouping(store: Store) -> tuple[str, str | None]:
+    """(by, codebook): codes where a codebook applies, else forum categories or tags, else sources."""
+    cb = report_codebook(store)
+    if cb:
+        return "code", cb
+    has_cat = store.con.execute("SELECT count(DISTINCT category) FROM thread WHERE category IS NOT NULL").fetchone()[0]
+    return ("category", None) if has_cat else ("source", None)
+
+
+def taxonomy_table(store: Store) -> dict | None:
+    """Shares per code: the latest classify run's machine codes (if any) beside the hand labels in
+    the store and the shares the codebook publishes."""
+    from devquarry.codebooks import load_codebook
+
+    row = store.con.execute("SELECT run_id, params FROM run WHERE command = 'classify' ORDER BY run_id DESC LIMIT 1").fetchone()
+    if row:
+        run_id, params = row[0], json.loads(row[1])
+        name = params["codebook"]
+    else:
+        name = report_codebook(store)
+        if not name:
+            return None
+        run_id, params = None, {}
+    cb = load_codebook(name)
+    machine = store.query("""SELECT code, count(DISTINCT (source, source_id)) AS threads FROM classification
+                             WHERE run_id = ? GROUP BY code""", [run_id]).set_index("code").threads
+    hand = store.query("""SELECT code, count(*) AS threads FROM label WHERE codebook = ? AND rank = 0 AND status = 'coded'
+                          GROUP BY code""", [cb.id]).set_index("code").threads
+    level = params.get("level") or 0
+    rows = []
+    for c in cb.at_level(level):
+        rows.append({"code": c.id, "name": c.name, "machine": int(machine.get(c.id, 0)), "hand": int(hand.get(c.id, 0)),
+                     "published": c.share / 100 if c.share is not None else None})
+    total_m = sum(r["machine"] for r in rows)
+    total_h = sum(r["hand"] for r in rows) or 1
+    for r in rows:
+        r["machine_share"] = r["machine"] / total_m if total_m else None
+        r["hand_share"] = r["hand"] / total_h
+    threads = store.con.execute("SELECT count(DISTINCT (source, source_id)) FROM classification WHERE run_id = ?", [run_id]).fetchone()[0]
+    return {"run_id": run_id, "codebook": cb.id, "name": cb.name, "method": params.get("method"), "rows": rows, "threads": int(threads),
+            "irrelevant": int(machine.get("irrelevant", 0)), "unclassified": int(machine.get("unclassified", 0))}
+
+
+def report_data(store: Store, top_n: int = 5, period: str = "quarter") -> dict:
+    """Everything the report shows."""
+    from devquarry import topics as tp
+    from devquarry.compare import compare
+    from devquarry.hotspots import hotspots
+    from devquarry.metrics import metrics
+    from devquarry.trends import series, trends
+
+    by, codebook = report_grouping(store)
+    data = {
+        "summary": info(store),
+        "monthly": store.query(MONTHLY_SQL),
+        "top": store.query(TOP_SQL, [top_n]),
+        "runs": store.query("SELECT run_id, command, params, versions, counts, started_at, ended_at FROM run ORDER BY run_id"),
+        "topic_run": None,
+        "by": by,
+        "codebook": codebook,
+        "period": period,
+    }
+    n = store.con.execute("SELECT count(*) FROM thread").fetchone()[0]
+    if n == 0:
+        return data
+    data["difficulty_by_source"] = metrics(store, "source")
+    data["difficulty_by_group"] = metrics(store, by, codebook=codebook) if by != "source" else None
+    data["trends"] = trends(store, by, codebook=codebook, period=period)
+    data["series"] = series(store, by, codebook=codebook, period=period)
+    data["taxonomy"] = taxonomy_table(store)
+    data["compare"] = None
+    if codebook:
+        long = compare(store, codebook)
+        if long.source.nunique() > 1:
+            data["compare"] = long
+    data["hotspots"] = hotspots(store, by, codebook=codebook) if by != "source" else None
+    if store.con.execute("SELECT count(*) FROM run WHERE command = 'topics'").fetchone()[0]:
+        run_id = tp.latest_topic_run(store)
+        data["topic_run"] = run_id
+        data["topics"] = tp.topic_table(store, run_id)
+        data["themes"] = tp.theme_table(store, run_id)
+        data["topics_over_time"] = tp.topics_over_time(store, run_id, period=period)
+        data["topic_hotspots"] = hotspots(store, "topic", codebook=codebook)
+        row = store.con.execute("SELECT params, counts FROM run WHERE run_id = ?", [run_id]).fetchone()
+        data["topic_params"], data["topic_scores"] = json.loads(row[0]), json.loads(row[1])
+    return data
