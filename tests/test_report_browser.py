@@ -1,6 +1,5 @@
 """The report in a real browser (Debian's Chromium driven by Playwright), and its figures as files."""
 
-import os
 import shutil
 
 import pandas as pd
@@ -16,8 +15,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL_TITLE = '<script>alert("x")</script> Why does <img src=x onerror=alert(1)> break my RAG?'
 SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"),
-                                    reason="Debian's chromium is not installed (CI installs it)")
+needs_chromium = pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
 def _store(tmp_path, shared, labels: bool):
