@@ -109,13 +109,19 @@ def ingest(
     command: str | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
+    run_id: int | None = None,
+    also: Callable | None = None,
 ) -> pd.DataFrame:
-    """Ingest one source into the store; return counts per table (new, updated, unchanged, skipped)."""
+    """Ingest one source into the store; return counts per table (new, updated, unchanged, skipped).
+
+    ``run_id``: add to a run recorded earlier (a crawl's batches) instead of recording a new one;
+    ``also(con)`` runs inside the same transaction (a crawler's checkpoint)."""
     started = datetime.now(timezone.utc)
     if progress is not None:
         source.progress = progress
     with store.transaction() as con:
-        run_id = store.next_run_id()
+        existing = run_id
+        run_id = run_id or store.next_run_id()
         stager = _Stager(con, run_id, batch_size)
         for rec in source.records():
             stager.add(rec)
@@ -123,7 +129,12 @@ def ingest(
         counts = _merge(con, run_id)
         for name in ("thread", "reply", "link"):
             con.execute(f"DROP TABLE IF EXISTS stage_{name}")
-        store.record_run(run_id, command or f"ingest {source.kind}", source.params(), counts, started)
+        if existing:
+            store.add_run_counts(run_id, counts)
+        else:
+            store.record_run(run_id, command or f"ingest {source.kind}", source.params(), counts, started)
+        if also is not None:
+            also(con)
     frame = pd.DataFrame(
         [
             {"table": "thread", "new": counts["threads_new"], "updated": counts["threads_updated"] + counts["threads_refreshed"],

@@ -22,7 +22,7 @@ import pandas as pd
 
 from devquarry.errors import InputError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DEFAULT_DB = "devquarry.duckdb"
 DEFAULT_MEMORY_LIMIT = "1GB"
 TRACKED_PACKAGES = ("devquarry", "duckdb", "lxml", "pandas", "pyarrow", "jinja2", "plotly")
@@ -111,6 +111,10 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS classification (
   run_id INTEGER NOT NULL, codebook VARCHAR NOT NULL, source VARCHAR NOT NULL, source_id VARCHAR NOT NULL,
   code VARCHAR NOT NULL, score DOUBLE, method VARCHAR, PRIMARY KEY (run_id, source, source_id, code))""",
+    # A crawler's checkpoint, written in the same transaction as the threads it stands for.
+    """CREATE TABLE IF NOT EXISTS crawl_state (
+  crawler VARCHAR NOT NULL, target VARCHAR NOT NULL, state JSON, updated_at TIMESTAMPTZ,
+  PRIMARY KEY (crawler, target))""",
     """CREATE TABLE IF NOT EXISTS run (
   run_id INTEGER PRIMARY KEY, command VARCHAR, params JSON, versions JSON,
   counts JSON, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)""",
@@ -233,6 +237,23 @@ class Store:
                 datetime.now(timezone.utc),
             ],
         )
+
+    def add_run_counts(self, run_id: int, counts: dict) -> None:
+        """Add a batch's counts to a run recorded earlier (a crawl commits batch by batch)."""
+        row = self.con.execute("SELECT counts FROM run WHERE run_id = ?", [run_id]).fetchone()
+        total = json.loads(row[0]) if row and row[0] else {}
+        for k, v in counts.items():
+            total[k] = total.get(k, 0) + v if isinstance(v, (int, float)) else v
+        self.con.execute("UPDATE run SET counts = ?, ended_at = ? WHERE run_id = ?",
+                         [json.dumps(total, default=str), datetime.now(timezone.utc), run_id])
+
+    def crawl_state(self, crawler: str, target: str) -> dict:
+        row = self.con.execute("SELECT state FROM crawl_state WHERE crawler = ? AND target = ?", [crawler, target]).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def save_crawl_state(self, crawler: str, target: str, state: dict) -> None:
+        self.con.execute("INSERT OR REPLACE INTO crawl_state VALUES (?, ?, ?, ?)",
+                         [crawler, target, json.dumps(state, default=str), datetime.now(timezone.utc)])
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with warnings.catch_warnings():
