@@ -6,6 +6,7 @@ import pandas as pd
 from conftest import run_cli
 from devquarry import Store, build_report, ingest_table
 from devquarry.demo import demo_corpus
+from devquarry.store import SCHEMA_VERSION
 
 EVIL_TITLE = '<script>alert("x")</script> How do I stop <img src=x onerror=alert(1)> in replies?'
 
@@ -66,7 +67,7 @@ def test_db_from_environment(tmp_path, shared):
     rows = {r["table"]: r for r in json.loads(proc.stdout)}
     assert rows["thread"]["new"] == 30
     with Store(db, read_only=True) as s:
-        assert s.counts()["thread"] == 30 and s.schema_version == 6
+        assert s.counts()["thread"] == 30 and s.schema_version == SCHEMA_VERSION
 
 
 def test_info_on_missing_store_is_bad_input(tmp_path):

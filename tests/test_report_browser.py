@@ -74,6 +74,8 @@ def test_report_in_headless_chromium(tmp_path, category_store):
         assert n_figures >= 6
         assert page.locator("div.figure .main-svg").count() >= n_figures
         assert EVIL_TITLE in page.locator("#hotspots").inner_text()
+        # Each hotspot example links its closest resolved threads (the ask index).
+        assert page.locator("#hotspots a.similar").count() >= 3
         assert page.title() != "pwned"
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -107,6 +107,8 @@ def report_data(store: Store, top_n: int = 5, period: str = "quarter") -> dict:
         if long.source.nunique() > 1:
             data["compare"] = long
     data["hotspots"] = hotspots(store, by, codebook=codebook) if by != "source" else None
+    if data["hotspots"] is not None:
+        add_similar(store, data["hotspots"])
     if store.con.execute("SELECT count(*) FROM run WHERE command = 'topics'").fetchone()[0]:
         run_id = tp.latest_topic_run(store)
         data["topic_run"] = run_id
@@ -117,3 +119,20 @@ def report_data(store: Store, top_n: int = 5, period: str = "quarter") -> dict:
         row = store.con.execute("SELECT params, counts FROM run WHERE run_id = ?", [run_id]).fetchone()
         data["topic_params"], data["topic_scores"] = json.loads(row[0]), json.loads(row[1])
     return data
+
+
+def add_similar(store: Store, hot: pd.DataFrame, k: int = 3) -> None:
+    """Give each example thread of each hotspot its ``k`` closest resolved threads (the ask index)."""
+    from devquarry.ask import similar_resolved
+
+    hot_rows = hot[hot.is_hotspot]
+    examples = [e for ex in hot_rows.examples for e in ex]
+    if not examples or not store.con.execute("SELECT count(*) FROM threads WHERE is_resolved").fetchone()[0]:
+        return
+    pairs = [(e["source"], e["source_id"]) for e in examples]
+    bodies = store.query(f"""SELECT source, source_id, title, body_text FROM thread
+                             WHERE (source, source_id) IN ({', '.join('(?, ?)' for _ in pairs)})""", [x for p in pairs for x in p])
+    similar = similar_resolved(store, bodies.to_dict("records"), k=k)
+    for ex in hot_rows.examples:
+        for e in ex:
+            e["similar"] = similar.get(f"{e['source']}|{e['source_id']}", [])

@@ -1,0 +1,55 @@
+"""ask: the resolved threads that answer a question, the likely category and fix, and a draft."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from devquarry.cli.common import DbOpt, JsonOpt, _store, app, emit, out
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The new question.")],
+    k: Annotated[int, typer.Option("--k", help="How many threads.")] = 5,
+    source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
+    codebook: Annotated[Optional[str], typer.Option(help="Codebook for the predicted category (default: the store's latest).")] = None,
+    embedding: Annotated[str, typer.Option(help="Embedding of the dense half of the index (lsa: fast, minilm: semantic).")] = "minilm",
+    fusion: Annotated[str, typer.Option(help="convex (scores, the default) or rrf (reciprocal rank).")] = "convex",
+    draft: Annotated[bool, typer.Option("--draft", help="Draft an answer from the threads with an OpenAI-compatible model.")] = False,
+    context_tokens: Annotated[int, typer.Option(help="The model's context window, in tokens.")] = 8192,
+    answer_tokens: Annotated[int, typer.Option(help="Tokens kept for the answer.")] = 512,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the resolved threads that answer QUESTION (BM25 + embeddings fused), with the likely category and fix."""
+    from devquarry.ask import ask as run_ask
+    from devquarry.ask.answer import hit_bodies
+    from devquarry.ask.draft import draft as run_draft
+    from devquarry.report.data import report_codebook
+
+    with _store(db) as store:
+        codebook = codebook or report_codebook(store)
+        hits = run_ask(store, question, k=k, sources=source, codebook=codebook, embedding=embedding, fusion=fusion)
+        bodies = hit_bodies(store, hits) if draft else {}
+    meta = {key: hits.attrs[key] for key in ("category", "category_share", "codebook", "fix", "confident")}
+    answer = run_draft(question, hits, bodies, confident=meta["confident"], context_tokens=context_tokens,
+                       answer_tokens=answer_tokens) if draft else None
+    if as_json:
+        payload = {"question": question, **meta, "hits": json.loads(hits.to_json(orient="records"))}
+        if answer is not None:
+            payload["draft"] = {"text": answer.text, "citations": answer.citations, "abstained": answer.abstained,
+                                "prompt_tokens": answer.prompt_tokens, "model": answer.model}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    emit(hits[["title", "url", "score", "overlap", "answer"]], title=f"resolved threads for: {question}")
+    if meta["category"]:
+        out.print(f"likely category: {meta['category']} ({meta['category_share']:.0%} of the vote, {meta['codebook']}); "
+                  f"fix: {meta['fix'] or 'none mapped'}", highlight=False)
+    if not meta["confident"]:
+        out.print("retrieval is not confident: the closest threads share little with the question", highlight=False)
+    if answer is not None:
+        out.print("\n" + answer.text, highlight=False, markup=False)
