@@ -108,11 +108,14 @@ def main() -> None:
     ap.add_argument("--embedding", default="lsa")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--latency-embedding", default=None, help="embedding of the 10,000-thread index (default: --embedding)")
+    ap.add_argument("--only", choices=["tasks", "latency"], default=None, help="run only the two tasks or only the latency part")
     args = ap.parse_args()
     pd.set_option("display.width", 200)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name, task in (("(a) cstheory-meta duplicates", duplicates_task), ("(b) Stack Overflow title -> own body", known_item_task)):
+        tasks = [] if args.only == "latency" else [("(a) cstheory-meta duplicates", duplicates_task),
+                                                   ("(b) Stack Overflow title -> own body", known_item_task)]
+        for name, task in tasks:
             index, queries = task(folder, args.embedding)
             table = evaluate(index, queries)
             print(f"\n{name}: {len(queries)} queries over {len(index.docs):,} documents, embedding {args.embedding}")
@@ -120,6 +123,8 @@ def main() -> None:
             best = table.set_index("mode")
             for h in ("hybrid-rrf", "hybrid-convex"):
                 print(f"{h} MRR minus the better single retriever: {best.MRR[h] - max(best.MRR['bm25'], best.MRR['dense']):+.3f}")
+        if args.only == "tasks":
+            return
         lat = latency(folder, args.latency_embedding or args.embedding, args.queries)
         print(f"\nlatency over {lat['documents']:,} threads ({args.queries} queries, hybrid, k=10, "
               f"embedding {args.latency_embedding or args.embedding}): "
