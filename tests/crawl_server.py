@@ -18,11 +18,12 @@ import json
 import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
+
+from local_server import LocalServer, QuietHandler
 
 TOPICS_PER_PAGE = 30
 FIRST_CHUNK = 5  # Discourse sends 20; fewer here so that more topics need their rest fetched by id
@@ -132,7 +133,7 @@ class Questions:
             ans["is_accepted"] = bool(q and q["accepted_answer_id"] == ans["answer_id"])
 
 
-class CrawlServer:
+class CrawlServer(LocalServer):
     def __init__(self, shared: Path) -> None:
         self.shared = shared
         self.requests: list[tuple[float, str]] = []
@@ -142,20 +143,10 @@ class CrawlServer:
         self.slow_seconds = 3.0
         self.delay = 0.0
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._start()
         self.forum = Forum(shared / "discourse-openai-forum" / "topics_with_posts.json")
         self.issues = Issues(shared / "github-issues-llm-apps" / "hegelai_prompttools_labeled_issues.json.gz", self.base)
         self.questions = Questions(shared / "stackexchange-dump-cstheory-meta" / "Posts.xml", "cstheory.meta.stackexchange.com")
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def paths(self) -> list[str]:
         return [p for _, p in self.requests]
@@ -163,11 +154,8 @@ class CrawlServer:
     def _handler(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
 
             def do_GET(self):
                 parts = urlsplit(self.path)
@@ -179,14 +167,14 @@ class CrawlServer:
                 if server.delay:
                     time.sleep(server.delay)
                 if fault == "429":  # Discourse's shape: the wait is in the body
-                    return self._send(429, {"errors": ["slow down"], "extras": {"wait_seconds": 1}})
+                    return self.send_json(429, {"errors": ["slow down"], "extras": {"wait_seconds": 1}})
                 if fault == "429-retry-after":
-                    return self._send(429, {"message": "slow down"}, {"Retry-After": "1"})
+                    return self.send_json(429, {"message": "slow down"}, {"Retry-After": "1"})
                 if fault == "ratelimit":  # GitHub's spent hourly quota, reset in a second
-                    return self._send(403, {"message": "API rate limit exceeded"},
+                    return self.send_json(403, {"message": "API rate limit exceeded"},
                                       {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 1)})
                 if fault == "500":
-                    return self._send(500, {"errors": ["oops"]})
+                    return self.send_json(500, {"errors": ["oops"]})
                 if fault == "slow":
                     time.sleep(server.slow_seconds)
                 try:
@@ -195,22 +183,7 @@ class CrawlServer:
                     status, body, headers = 404, {"errors": ["not found"]}, {}
                 if fault == "backoff" and isinstance(body, dict):  # Stack Exchange: wait this long before the next call
                     body = dict(body, backoff=1)
-                self._send(status, body, headers, truncate=fault == "truncate")
-
-            def _send(self, status, body, headers=None, truncate=False):
-                raw = json.dumps(body).encode()
-                if truncate:
-                    raw = raw[: len(raw) // 2]
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                try:
-                    self.wfile.write(raw)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                self.send_json(status, body, headers, truncate=fault == "truncate")
 
         return Handler
 

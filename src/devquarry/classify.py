@@ -176,9 +176,8 @@ def classify(
     cb = load_codebook(codebook)
     if method not in METHODS:
         raise InputError(None, f"unknown method {method!r}; use one of {', '.join(METHODS)}", field="method")
-    threads = store.threads()
-    if sources:
-        threads = threads[threads.source.isin(sources)]
+    every = store.threads()
+    threads = every[every.source.isin(sources)] if sources else every
     threads = threads.reset_index(drop=True)
     if threads.empty:
         raise InputError(store.path, "no threads to classify")
@@ -220,7 +219,7 @@ def classify(
     out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
     gate = None
     if method == "supervised" and relevance is not False:
-        gate = _relevance(store, cb, rater, level, out, relevance)
+        gate = _relevance(store, every, cb, rater, level, out, relevance)
         if gate is not None:
             out = gate
     _save(store, cb, method, out, {"method": method, "rater": rater, "level": level, "embedding": embedding,
@@ -230,7 +229,8 @@ def classify(
     return out
 
 
-def _relevance(store: Store, cb: Codebook, rater, level, coded: pd.DataFrame, wanted: bool | None) -> pd.DataFrame | None:
+def _relevance(store: Store, threads: pd.DataFrame, cb: Codebook, rater, level, coded: pd.DataFrame,
+               wanted: bool | None) -> pd.DataFrame | None:
     """Replace the codes of the threads a relevant-vs-irrelevant coder finds irrelevant."""
     labels = training_labels(store, cb, rater, level, keep_irrelevant=True)
     n_irrelevant = int((labels.status == IRRELEVANT).sum())
@@ -238,7 +238,6 @@ def _relevance(store: Store, cb: Codebook, rater, level, coded: pd.DataFrame, wa
         if wanted:
             raise InputError(store.path, f"relevance coding needs hand labels marking threads irrelevant to {cb.id} (found {n_irrelevant})")
         return None
-    threads = store.threads()
     keyed = threads.merge(labels, on=["source", "source_id"], how="inner")
     target = np.where(keyed.status == IRRELEVANT, IRRELEVANT, "relevant")
     gate = SupervisedCoder().fit([thread_text(t, b) for t, b in zip(keyed.title, keyed.body_text)], target.tolist())

@@ -52,34 +52,24 @@ def bootstrap_ci(values, statistic=np.mean, level: float = 0.95, resamples: int 
     return (float(np.quantile(boot, (1 - level) / 2)), float(np.quantile(boot, 0.5 + level / 2)))
 
 
-def _interval(values, statistic, closed_form, level: float, small: int) -> tuple[float, float, str]:
+def _interval(values, statistic, closed_form, name: str, level: float, small: int) -> tuple[float, float, str]:
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
     if len(x) == 0:
         return (math.nan, math.nan, "")
     if len(x) < small:
         return (*bootstrap_ci(x, statistic, level), "bootstrap")
-    return (*closed_form(x, level), closed_form.__doc__)
-
-
-def _wilson(x: np.ndarray, level: float) -> tuple[float, float]:
-    """wilson"""
-    return wilson_ci(x.sum(), len(x), level)
-
-
-def _order_statistics(x: np.ndarray, level: float) -> tuple[float, float]:
-    """order statistics"""
-    return median_ci(x, level)
+    return (*closed_form(x, level), name)
 
 
 def proportion_ci(flags, level: float = 0.95, small: int = SMALL_GROUP) -> tuple[float, float, str]:
     """Interval of the share of true flags (NaN flags are unknown and left out), and its method."""
-    return _interval(flags, np.mean, _wilson, level, small)
+    return _interval(flags, np.mean, lambda x, lv: wilson_ci(x.sum(), len(x), lv), "wilson", level, small)
 
 
 def median_interval(values, level: float = 0.95, small: int = SMALL_GROUP) -> tuple[float, float, str]:
     """Interval of the median (NaN values left out), and its method."""
-    return _interval(values, np.median, _order_statistics, level, small)
+    return _interval(values, np.median, median_ci, "order statistics", level, small)
 
 
 def mann_kendall(values, alpha: float = 0.05) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from devquarry import stats
+from devquarry.errors import InputError
 from devquarry.metrics import select_groups
 from devquarry.store import Store
 
@@ -55,8 +56,6 @@ def trends(store: Store, by: str = "source", *, codebook: str | None = None, per
     """One row per group: periods, first and last period's value, total, Kendall's tau, p-value,
     Sen's slope per period with its 95% interval, and the direction (increasing, decreasing, no trend)."""
     if measure not in MEASURES:
-        from devquarry.errors import InputError
-
         raise InputError(None, f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}", field="measure")
     long = series(store, by, codebook=codebook, period=period, sources=sources, complete_only=complete_only)
     rows = []

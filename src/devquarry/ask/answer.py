@@ -93,8 +93,10 @@ def ask(store: Store, question: str, *, k: int = 5, sources: list[str] | None = 
         raise InputError(None, f"unknown fusion {fusion!r}; use convex or rrf", field="fusion")
     index, changes = open_index(store, embedding, sources)
     hits = index.search(question, k=k, fusion=fusion)
-    meta = store.query("SELECT source || '|' || source_id AS key, source, source_id, title, url FROM threads")
-    hits = hits.merge(meta, on="key", how="left")
+    hits[["source", "source_id"]] = hits.key.str.split("|", n=1, expand=True) if len(hits) else None
+    meta = store.query(f"""SELECT source, source_id, title, url FROM thread
+                           WHERE source || '|' || source_id IN ({', '.join('?' for _ in hits.key) or 'NULL'})""", hits.key.tolist())
+    hits = hits.merge(meta, on=["source", "source_id"], how="left")
     answers = _answers(store, hits.key.tolist())
     hits["answer"] = hits.key.map(answers)
     code, share = _category(store, hits.key.tolist(), hits.score.tolist(), codebook)

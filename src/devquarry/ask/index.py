@@ -12,7 +12,6 @@ threads. Nothing is rebuilt per query.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
@@ -37,13 +36,6 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
     return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
-
-
-@dataclass
-class Hits:
-    """Ranked documents: positions in the index, the fused score and each retriever's rank."""
-
-    frame: pd.DataFrame
 
 
 class HybridIndex:
@@ -102,7 +94,7 @@ class HybridIndex:
                 self.fitted_on = len(all_texts or texts)
         return np.asarray(self.embedder.encode(texts), dtype=np.float32)
 
-    def update(self, docs: pd.DataFrame, texts: pd.Series | None = None) -> dict:
+    def update(self, docs: pd.DataFrame) -> dict:
         """Bring the index in line with ``docs`` (key, hash, text); return what changed."""
         docs = docs.drop_duplicates("key").reset_index(drop=True)
         old = dict(zip(self.docs.key, self.docs.hash)) if len(self.docs) else {}

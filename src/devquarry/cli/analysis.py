@@ -109,11 +109,13 @@ def tables(
     db: DbOpt = None,
 ) -> None:
     """Write the report's tables for papers (csv, markdown or LaTeX), and its figures as PNG or SVG."""
+    from devquarry.report.data import report_data
     from devquarry.report.export import write_figures, write_tables
 
     with _store(db, read_only=True) as store:
-        paths = write_tables(store, out_, format_)
+        data = report_data(store)
+        paths = write_tables(store, out_, format_, data=data)
         if figures:
-            paths += write_figures(store, out_, figures)
+            paths += write_figures(store, out_, figures, data=data)
     for p in paths:
         out.print(str(p))

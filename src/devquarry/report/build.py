@@ -12,7 +12,7 @@ from plotly.offline import get_plotlyjs
 
 import devquarry
 from devquarry.report import plots
-from devquarry.report.data import report_data
+from devquarry.report.data import add_similar, report_data
 from devquarry.store import Store
 
 
@@ -54,6 +54,8 @@ def build_report(store: Store, out: str | Path = "report.html", *, title: str = 
     from devquarry.stats import RESAMPLES, SMALL_GROUP
 
     data = report_data(store)
+    if data.get("hotspots") is not None:
+        add_similar(store, data["hotspots"])
     summary = data["summary"]
     figs = {name: plots.fragment(fig) for name, fig in plots.report_figures(data).items()}
     topics = None

@@ -107,8 +107,6 @@ def report_data(store: Store, top_n: int = 5, period: str = "quarter") -> dict:
         if long.source.nunique() > 1:
             data["compare"] = long
     data["hotspots"] = hotspots(store, by, codebook=codebook) if by != "source" else None
-    if data["hotspots"] is not None:
-        add_similar(store, data["hotspots"])
     if store.con.execute("SELECT count(*) FROM run WHERE command = 'topics'").fetchone()[0]:
         run_id = tp.latest_topic_run(store)
         data["topic_run"] = run_id

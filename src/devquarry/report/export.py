@@ -62,8 +62,9 @@ def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
         path.write_text(df.to_latex(index=False, float_format="%.3f", escape=True, na_rep="", longtable=len(df) > 40), encoding="utf-8")
 
 
-def write_tables(store: Store, out: str | Path, fmt: str = "csv") -> list[Path]:
-    """Write every table of the report into ``out`` in one format; return the paths."""
+def write_tables(store: Store, out: str | Path, fmt: str = "csv", data: dict | None = None) -> list[Path]:
+    """Write every table of the report into ``out`` in one format; return the paths (``data``:
+    ``report_data``'s result, when the caller has it already)."""
     from devquarry.report.data import report_data
 
     if fmt not in FORMATS:
@@ -71,14 +72,14 @@ def write_tables(store: Store, out: str | Path, fmt: str = "csv") -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, df in paper_tables(report_data(store)).items():
+    for name, df in paper_tables(data or report_data(store)).items():
         path = out / f"{name}{FORMATS[fmt]}"
         _write(df, path, fmt)
         paths.append(path)
     return paths
 
 
-def write_figures(store: Store, out: str | Path, fmt: str = "png", scale: float = 2.0) -> list[Path]:
+def write_figures(store: Store, out: str | Path, fmt: str = "png", scale: float = 2.0, data: dict | None = None) -> list[Path]:
     """Write every figure of the report as PNG or SVG (kaleido, with the system's Chromium)."""
     import plotly.io as pio
 
@@ -89,7 +90,7 @@ def write_figures(store: Store, out: str | Path, fmt: str = "png", scale: float 
         raise InputError(None, f"unknown figure format {fmt!r}; use png or svg", field="figures")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    figs = report_figures(report_data(store))
+    figs = report_figures(data or report_data(store))
     paths = [out / f"{name}.{fmt}" for name in figs]
     # One browser session renders them all (starting Chromium per figure costs seconds each).
     pio.write_images(list(figs.values()), [str(p) for p in paths], format=fmt, width=1000,
