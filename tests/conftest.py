@@ -56,3 +56,27 @@ def run_cli(*args: str, db: Path | None = None, cwd: Path | None = None, env: di
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DEVQUARRY_DB", None) if env is None or "DEVQUARRY_DB" not in env else None
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=full_env, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory) -> Path:
+    """One `devquarry demo` store for the whole session (built by the real command, once).
+    Read it only; a test that writes takes `demo_copy`."""
+    folder = tmp_path_factory.mktemp("demo")
+    db = folder / "demo.duckdb"
+    proc = run_cli("demo", "--out", str(folder / "report.html"), db=db)
+    assert proc.returncode == 0, proc.stderr
+    return db
+
+
+@pytest.fixture
+def demo_copy(demo_db, tmp_path) -> Path:
+    """A private copy of the session's demo store (and its ask index, if one was built)."""
+    import shutil
+
+    db = tmp_path / "demo.duckdb"
+    shutil.copy(demo_db, db)
+    index = demo_db.with_name(demo_db.name + ".index")
+    if index.is_dir():
+        shutil.copytree(index, db.with_name(db.name + ".index"))
+    return db
