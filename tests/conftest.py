@@ -66,6 +66,7 @@ def demo_db(tmp_path_factory) -> Path:
     db = folder / "demo.duckdb"
     proc = run_cli("demo", "--out", str(folder / "report.html"), db=db)
     assert proc.returncode == 0, proc.stderr
+    (folder / "demo.stderr").write_text(proc.stderr)  # what a user saw: the steps' summary lines
     return db
 
 

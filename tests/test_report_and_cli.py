@@ -32,26 +32,26 @@ def test_report_escapes_every_post_string(tmp_path):
     assert len(doc.xpath("//script")) >= 2  # plotly.js inline, then one per figure
 
 
-def test_demo_then_info_and_report(tmp_path):
-    db = tmp_path / "demo.duckdb"
-    proc = run_cli("demo", "--out", str(tmp_path / "report.html"), db=db)
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "report.html").stat().st_size > 100_000
-    info = json.loads(run_cli("info", "--json", db=db).stdout)
+def test_demo_then_info_and_report(demo_db):
+    info = json.loads(run_cli("info", "--json", db=demo_db).stdout)
     assert len(info) == 1
     so = info[0]
     raw = pd.read_csv(demo_corpus())
     assert so["source"] == "stackoverflow" and so["threads"] == len(raw) == 4081
     assert abs(so["share_resolved"] - raw.has_accepted_answer.mean()) < 1e-9
     assert so["first_date"].startswith("2010-") and so["last_date"].startswith("2025-01")
-    html = (tmp_path / "report.html").read_text()
+    report = demo_db.with_name("report.html")
+    assert report.stat().st_size > 100_000
+    html = report.read_text()
     assert "4,081" in html and "New threads per month" in html
     assert "Threads per quarter" in html and "<h3>Themes</h3>" in html
     assert "Challenge categories" in html and "Audio API" in html
-    # Re-running the demo adds nothing, and the run is recorded with its versions.
-    again = run_cli("demo", "--out", str(tmp_path / "report.html"), db=db)
-    assert again.returncode == 0
-    runs = json.loads(run_cli("runs", "--json", db=db).stdout)
+
+
+def test_second_demo_adds_nothing_and_records_its_runs(demo_copy, tmp_path):
+    again = run_cli("demo", "--out", str(tmp_path / "report.html"), db=demo_copy)
+    assert again.returncode == 0, again.stderr
+    runs = json.loads(run_cli("runs", "--json", db=demo_copy).stdout)
     steps = ["demo", "topics", "labels import", "classify"]
     assert [r["command"] for r in runs] == steps + steps
     counts = json.loads(runs[4]["counts"])

@@ -54,9 +54,10 @@ def test_topics_match_the_hand_labels(so_store):
         assert len(audio) >= 1
         members = merged[merged.topic_id.isin(audio.topic_id)]
         assert (members.label == "5").mean() > 0.6
-        embeddings = r.topics[r.topics.keywords.map(lambda k: k[0] in ("embedding", "embeddings"))]
+        # Topics led by embeddings words (in their top three): k-means may split them, so count them together.
+        embeddings = r.topics[r.topics.keywords.map(lambda k: bool({"embedding", "embeddings"} & set(k[:3])))]
         members = merged[merged.topic_id.isin(embeddings.topic_id)]
-        assert len(members) >= 50 and (members.label == "4").mean() > 0.8
+        assert len(members) >= 100 and (members.label == "4").mean() > 0.85
         themes = theme_table(s, r.run_id)
         assert len(themes) == 8 and themes["size"].sum() == 2299
         table = topic_table(s, r.run_id)

@@ -280,5 +280,6 @@ def _save(store: Store, cb: Codebook, method: str, out: pd.DataFrame, params: di
         con.execute("INSERT INTO classification SELECT * FROM batch")
         counts = out.code.value_counts().to_dict()
         store.record_run(run_id, "classify", {**params, "codebook": cb.id},
-                         {"threads": int(out[["source", "source_id"]].drop_duplicates().shape[0]), "codes": counts}, started)
+                         {"threads": int(out[["source", "source_id"]].drop_duplicates().shape[0]), "assignments": len(out),
+                          "codes": counts}, started)
     return run_id

@@ -1,35 +1,46 @@
 """Cross-platform: one codebook's groups side by side across sources (Stack Overflow, a forum,
-GitHub issues), from the latest machine codes of that codebook (else its hand labels)."""
+GitHub issues), from the latest machine codes of that codebook (else its hand labels), or from
+the hand labels of one rater (``labels=``) or one classify run (``run=``). Per source, a code's row
+counts the threads with that code and ``(all)`` each thread once."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from devquarry.codebooks import load_codebook
-from devquarry.metrics import metrics
+from devquarry.metrics import ROWS_BY_CODE, check_codes_choice, metrics, resolve_codes
 from devquarry.store import Store
 
 MEASURES = ("threads", "share", "pct_unresolved", "pct_no_reply", "hours_to_first_reply_median")
 
 
 def compare(store: Store, codebook: str, *, sources: list[str] | None = None, measures: tuple[str, ...] = MEASURES,
-            by: str = "code") -> pd.DataFrame:
+            by: str = "code", labels: str | None = None, run: int | None = None) -> pd.DataFrame:
     """Long table: one row per (group, source) with the chosen measures and their intervals.
     ``by="category"`` compares forum categories or tags instead of codes."""
+    check_codes_choice(by, labels, run)
+    codes = resolve_codes(store, codebook, labels=labels, run=run) if by == "code" else None
+    if codes is not None:
+        codebook, labels, run = codes.codebook, codes.rater, codes.run
     if sources is None:
         sources = [r[0] for r in store.con.execute("SELECT DISTINCT source FROM thread ORDER BY source").fetchall()]
     frames = []
     for src in sources:
-        m = metrics(store, by, codebook=codebook, sources=[src])
+        m = metrics(store, by, codebook=codebook, sources=[src], labels=labels, run=run)
         if m.empty or m.threads.iloc[0] == 0 or len(m) == 1:
             continue
         cols = ["group"] + [c for c in m.columns if c in measures or any(c == f"{x}_{e}" for x in measures for e in ("lo", "hi"))]
         frames.append(m[cols].assign(source=src))
+    attrs = {"codebook": codebook, "by": by}
+    if codes is not None:
+        attrs.update(codes_from=codes.description, rows=ROWS_BY_CODE)
     if not frames:
-        return pd.DataFrame(columns=["group", "source", *measures])
+        out = pd.DataFrame(columns=["group", "source", *measures])
+        out.attrs.update(attrs)
+        return out
     out = pd.concat(frames, ignore_index=True)
     out = out[["group", "source"] + [c for c in out.columns if c not in ("group", "source")]]
-    out.attrs.update(codebook=codebook, by=by)
+    out.attrs.update(attrs)
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -35,17 +36,69 @@ DEMO_THEMES = 8
 DEMO_CODEBOOK = "chen2025-so-api"
 
 
-def run_demo(store: Store, out: str | Path = "report.html", progress=None, embedding: str | None = None) -> tuple[pd.DataFrame, Path]:
+DEMO_STEPS = ("ingest", "topics", "labels", "coding", "metrics", "report")
+
+
+class Steps(Protocol):
+    """What the demo reports its steps to (the CLI draws a bar per step; a notebook may pass None)."""
+
+    def start(self, name: str, total: int | None = None) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def stage(self, description: str, total: int | None = None) -> None: ...
+    def done(self, summary: str) -> None: ...
+
+
+class _Quiet:
+    def start(self, name, total=None): pass
+    def advance(self, n=1): pass
+    def stage(self, description, total=None): pass
+    def done(self, summary): pass
+
+
+def run_demo(store: Store, out: str | Path = "report.html", steps: Steps | None = None,
+             embedding: str | None = None) -> tuple[pd.DataFrame, Path]:
     """Ingest the bundled corpus, fit topics with themes, import the study's hand labels, code
-    every question into the API categories, and write the report; return the ingest counts and
-    the report path."""
+    every question into the API categories, measure, and write the report; return the ingest
+    counts and the report path. ``steps`` hears of each step as it starts, moves and ends."""
     from devquarry.classify import classify
     from devquarry.labeling import import_labels_from_threads
+    from devquarry.report.data import report_data
     from devquarry.topics import fit_topics
 
-    counts = ingest(store, demo_source(), command="demo", progress=progress)
-    fit_topics(store, embedding=embedding, themes=DEMO_THEMES, sources=[DEMO_SOURCE])
+    steps = steps or _Quiet()
+    source = demo_source()
+    steps.start("ingest", source.total_bytes)
+    counts = ingest(store, source, command="demo", progress=steps.advance)
+    threads = counts.set_index("table").loc["thread"]
+    steps.done(f"{int(threads.new):,} new threads, {int(threads.updated):,} updated, {int(threads.unchanged):,} unchanged")
+
+    n = int(store.con.execute("SELECT count(*) FROM thread WHERE source = ?", [DEMO_SOURCE]).fetchone()[0])
+    steps.start("topics", n)
+    result = fit_topics(store, embedding=embedding, themes=DEMO_THEMES, sources=[DEMO_SOURCE], progress=steps.advance,
+                        stage=steps.stage)
+    q = result.quality
+    steps.done(f"{q['n_topics']} topics in {len(result.themes)} themes (NPMI {q.get('npmi', float('nan')):.3f})")
+
     # The study's hand labels ride along in the corpus: they train the coder for the rest.
-    import_labels_from_threads(store, DEMO_CODEBOOK, DEMO_SOURCE, rater="study")
-    classify(store, DEMO_CODEBOOK, method="supervised", sources=[DEMO_SOURCE])
-    return counts, build_report(store, out, title="devquarry demo: Stack Overflow questions on the OpenAI API")
+    steps.start("labels")
+    labels = import_labels_from_threads(store, DEMO_CODEBOOK, DEMO_SOURCE, rater="study")
+    row = labels.iloc[0]
+    steps.done(f"{int(row.coded):,} questions coded and {int(row.irrelevant):,} off-subject by the study's coders ({DEMO_CODEBOOK})")
+
+    steps.start("coding")
+    coded = classify(store, DEMO_CODEBOOK, method="supervised", sources=[DEMO_SOURCE])
+    per_thread = coded.drop_duplicates(["source", "source_id"])
+    aside = int((per_thread.code == "irrelevant").sum())
+    steps.done(f"{len(per_thread):,} threads coded into {DEMO_CODEBOOK}; {aside:,} set aside as off-subject")
+
+    steps.start("metrics")
+    data = report_data(store)
+    groups = data.get("difficulty_by_group")
+    hot = data.get("hotspots")
+    steps.done(f"popularity and difficulty of {0 if groups is None else len(groups) - 1} codes; "
+               f"{0 if hot is None else int(hot['is_hotspot'].sum())} hotspots")
+
+    steps.start("report")
+    path = build_report(store, out, title="devquarry demo: Stack Overflow questions on the OpenAI API", data=data)
+    steps.done(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return counts, path

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from devquarry.model import Link, Reply, Thread
 from devquarry.sources import DiscourseSource, GitHubSource, Source, StackExchangeDump, TableSource, TranscriptSource
-from devquarry.store import LINK_COLUMNS, REPLY_COLUMNS, THREAD_COLUMNS, Store
+from devquarry.store import LINK_COLUMNS, REPLY_COLUMNS, THREAD_COLUMNS, Store, bot_reply_sql
 
 BATCH_SIZE = 2000
 _ARROW = {
@@ -179,15 +179,17 @@ def _merge(con, run_id: int) -> dict[str, int]:
           AND (t.views IS DISTINCT FROM s.views OR (s.score IS NOT NULL AND t.score IS DISTINCT FROM s.score)
                OR (t.category IS NULL AND s.category IS NOT NULL) OR s.updated_at > t.updated_at)""").fetchone()[0]
     setters = ", ".join(f"{c} = excluded.{c}" for c in tcols if c not in ("source", "source_id"))
-    con.execute(f"""INSERT INTO thread SELECT {', '.join('s.' + c for c in tcols)}
+    con.execute(f"""INSERT INTO thread ({', '.join(tcols)}) SELECT {', '.join('s.' + c for c in tcols)}
         FROM s_thread s JOIN s_action a USING (source, source_id) WHERE a.action IN ('new', 'updated')
         ON CONFLICT DO UPDATE SET {setters}""")
 
     con.execute("""CREATE OR REPLACE TEMP TABLE s_reply0 AS SELECT * EXCLUDE (seq) FROM stage_reply
         QUALIFY row_number() OVER (PARTITION BY source, reply_id ORDER BY seq DESC) = 1""")
     # Comments know only the post they hang under: a question (the thread) or an answer.
-    con.execute("""CREATE OR REPLACE TEMP TABLE s_reply AS
-        SELECT r.* REPLACE (coalesce(r.thread_id, t.source_id, pr.thread_id, er.thread_id) AS thread_id)
+    # Bots are told by one rule (the store's), the same that migrates stores made before the flag.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE s_reply AS
+        SELECT r.* REPLACE (coalesce(r.thread_id, t.source_id, pr.thread_id, er.thread_id) AS thread_id,
+                            coalesce(r.is_bot, {bot_reply_sql('r.')}) AS is_bot)
         FROM s_reply0 r
         LEFT JOIN thread t ON r.thread_id IS NULL AND t.source = r.source AND t.source_id = r.parent_id
         LEFT JOIN s_reply0 pr ON r.thread_id IS NULL AND pr.source = r.source AND pr.reply_id = r.parent_id
@@ -207,7 +209,7 @@ def _merge(con, run_id: int) -> dict[str, int]:
     for key in ("new", "updated", "unchanged", "orphaned", "stale"):
         counts[f"replies_{key}"] = ractions.get(key, 0)
     rsetters = ", ".join(f"{c} = excluded.{c}" for c in rcols if c not in ("source", "reply_id"))
-    con.execute(f"""INSERT INTO reply SELECT {', '.join('s.' + c for c in rcols)}
+    con.execute(f"""INSERT INTO reply ({', '.join(rcols)}) SELECT {', '.join('s.' + c for c in rcols)}
         FROM s_reply s JOIN r_action a USING (source, reply_id) WHERE a.action IN ('new', 'updated')
         ON CONFLICT DO UPDATE SET {rsetters}""")
 

@@ -12,9 +12,18 @@ Every figure comes with the count it is computed over, and the shares and median
 interval (``*_lo``/``*_hi``): bootstrap below ``stats.SMALL_GROUP`` threads, closed forms above.
 Copies of one question (same source, title and creation time: Stack Overflow exports repeat a
 question under its duplicates' ids) count once unless ``dedupe=False``.
+
+Grouped by code, a row counts the threads having that code (a thread with several codes is in
+each of them) and the ``(all)`` row counts every thread once, all its figures over distinct
+threads. The codes come from one place, stated in ``attrs["codes_from"]``: a classify run
+(``run=``, by default the latest of the codebook) or one rater's hand labels (``labels=``; by
+default, where no run exists, each thread's first rater in name order), the primary code of
+threads coded (not those marked irrelevant).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -28,7 +37,7 @@ PERIODS = ("month", "quarter", "year")
 _AGG = """
 SELECT {key} AS "group",
   count(*) AS threads,
-  count(*) / sum(count(*)) OVER () AS share,
+  count(*) / (SELECT count(*) FROM sel_threads) AS share,
   median(views) AS views_median, avg(views) AS views_mean, avg(score) AS score_mean,
   count(reply_count) AS n_reply_count,
   avg(CASE WHEN reply_count = 0 THEN 1.0 WHEN reply_count > 0 THEN 0.0 END) AS pct_no_reply,
@@ -41,7 +50,7 @@ SELECT {key} AS "group",
   median(hours_accepted) AS hours_to_accepted_median,
   count(*) FILTER (WHERE closed_at >= created_at) AS n_closed,
   median(date_diff('second', created_at, closed_at) / 86400.0) FILTER (WHERE closed_at >= created_at) AS days_to_close_median
-FROM sel
+FROM {table}
 GROUP BY ALL
 ORDER BY threads DESC, "group"
 """
@@ -52,7 +61,7 @@ SELECT {key} AS "group",
   CASE WHEN reply_count < 3 THEN 1.0 WHEN reply_count >= 3 THEN 0.0 END AS under_3,
   CASE WHEN is_resolved THEN 0.0 ELSE 1.0 END AS unresolved,
   hours_first, hours_accepted
-FROM sel
+FROM {table}
 """
 
 # Each interval: (column in the table, flag or value column, kind).
@@ -76,26 +85,132 @@ def latest_classify_run(store: Store, codebook: str) -> int | None:
     return store.con.execute("SELECT max(run_id) FROM classification WHERE codebook = ?", [codebook]).fetchone()[0]
 
 
+@dataclass(frozen=True)
+class Codes:
+    """Where a code grouping takes its codes from: a classify run, or hand labels (of one rater,
+    or with ``rater=None`` each thread's first rater in name order)."""
+
+    codebook: str
+    run: int | None
+    rater: str | None
+    description: str
+
+    def join(self) -> tuple[str, list]:
+        """SQL joining the threads ``t`` to their codes ``c``, with its parameters."""
+        on = "c.source = t.source AND c.source_id = t.source_id"
+        if self.run is not None:
+            return f"JOIN classification c ON {on} AND c.run_id = {int(self.run)}", []
+        who = "AND rater = ?" if self.rater else ""
+        primary = (f"SELECT source, source_id, code FROM label WHERE codebook = ? AND rank = 0 AND status = 'coded' {who} "
+                   "QUALIFY row_number() OVER (PARTITION BY source, source_id ORDER BY rater) = 1")
+        return f"JOIN ({primary}) c ON {on}", [self.codebook] + ([self.rater] if self.rater else [])
+
+
+def store_codebooks(store: Store) -> list[str]:
+    """Codebooks this store holds machine codes or hand labels for."""
+    rows = store.con.execute("SELECT codebook FROM classification UNION SELECT codebook FROM label ORDER BY 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def default_codebook(store: Store) -> str | None:
+    """The store's own codebook, as the report picks it: the latest classify run's, else the most hand-labelled."""
+    row = store.con.execute("SELECT codebook FROM classification ORDER BY run_id DESC LIMIT 1").fetchone()
+    if row:
+        return row[0]
+    row = store.con.execute("SELECT codebook, count(*) n FROM label GROUP BY 1 ORDER BY n DESC, 1 LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def code_grouping(store: Store, by: str, codebook: str | None) -> tuple[str, str | None, str | None]:
+    """(by, codebook, note): ``by="code"`` without a codebook takes the store's own, as the report
+    does (the latest classify run's, else the most hand-labelled); a store without any groups by
+    forum category where threads have one, else by source. The note says what was chosen."""
+    if by != "code" or codebook:
+        return by, codebook, None
+    own = default_codebook(store)
+    if own:
+        return "code", own, f"no --codebook given: using {own}, this store's codebook"
+    has_category = store.con.execute("SELECT count(*) FROM thread WHERE category IS NOT NULL").fetchone()[0]
+    fallback = "category" if has_category else "source"
+    return fallback, None, f"no codebook in this store (no classify run or hand labels): grouping by {fallback} instead"
+
+
+def _known_codebook(store: Store, codebook: str) -> str:
+    """The id of a codebook the store has codes for; a shipped id or a YAML file resolves to its id."""
+    held = store_codebooks(store)
+    if codebook in held:
+        return codebook
+    from devquarry.codebooks import list_codebooks, load_codebook
+
+    shipped = list(list_codebooks().id)
+    try:
+        cb_id = load_codebook(codebook).id
+    except InputError:
+        raise InputError(None, f"unknown codebook {codebook!r}; this store has codes for: {', '.join(held) or 'none'}; "
+                               f"shipped: {', '.join(shipped)}", field="codebook") from None
+    if cb_id not in held:
+        raise InputError(None, f"no machine codes or hand labels for codebook {cb_id!r} in this store (it has: "
+                               f"{', '.join(held) or 'none'}); run `devquarry classify --codebook {cb_id}` or import labels",
+                         field="codebook")
+    return cb_id
+
+
+def resolve_codes(store: Store, codebook: str | None, *, labels: str | None = None, run: int | None = None) -> Codes:
+    """The codes a ``by="code"`` grouping uses: run ``run``, rater ``labels``'s hand labels, or by
+    default the codebook's latest classify run, else its hand labels."""
+    if labels and run is not None:
+        raise InputError(None, "give hand labels (--labels RATER) or a classify run (--run ID), not both", field="labels")
+    if run is not None:
+        row = store.con.execute("SELECT any_value(codebook), any_value(method) FROM classification WHERE run_id = ?",
+                                [int(run)]).fetchone()
+        if row[0] is None:
+            runs = store.con.execute("SELECT run_id, any_value(codebook), any_value(method) FROM classification "
+                                     "GROUP BY run_id ORDER BY run_id").fetchall()
+            listed = ", ".join(f"{r} ({c}, {m})" for r, c, m in runs) or "none"
+            raise InputError(None, f"no classify run {run}; classify runs in this store: {listed}", field="run")
+        if codebook and _known_codebook(store, codebook) != row[0]:
+            raise InputError(None, f"classify run {run} coded {row[0]}, not {codebook}", field="run")
+        return Codes(row[0], int(run), None, f"classify run {run} ({row[1]})")
+    if labels and not codebook:
+        books = [r[0] for r in store.con.execute("SELECT DISTINCT codebook FROM label WHERE rater = ?", [labels]).fetchall()]
+        if len(books) == 1:
+            codebook = books[0]
+    if not codebook:
+        raise InputError(None, "--by code needs --codebook", field="codebook")
+    codebook = _known_codebook(store, codebook)
+    raters = [r[0] for r in store.con.execute("SELECT DISTINCT rater FROM label WHERE codebook = ? AND status = 'coded' "
+                                              "ORDER BY 1", [codebook]).fetchall()]
+    if labels:
+        if labels not in raters:
+            raise InputError(None, f"no hand labels by rater {labels!r} for {codebook}; raters: {', '.join(raters) or 'none'}",
+                             field="labels")
+        return Codes(codebook, None, labels, f"hand labels (rater {labels})")
+    latest = latest_classify_run(store, codebook)
+    if latest is not None:
+        method = store.con.execute("SELECT any_value(method) FROM classification WHERE run_id = ?", [latest]).fetchone()[0]
+        return Codes(codebook, int(latest), None, f"classify run {latest} ({method})")
+    if len(raters) == 1:
+        return Codes(codebook, None, raters[0], f"hand labels (rater {raters[0]})")
+    return Codes(codebook, None, None, f"hand labels (raters {', '.join(raters)}: each thread's first in name order)")
+
+
 def select_groups(store: Store, by: str = "source", *, codebook: str | None = None, period: str = "quarter",
-                  sources: list[str] | None = None, topic_run: int | None = None, dedupe: bool = True) -> int:
+                  sources: list[str] | None = None, topic_run: int | None = None, dedupe: bool = True,
+                  labels: str | None = None, run: int | None = None, codes: Codes | None = None) -> int:
     """Fill the temporary table ``sel``: one row per thread and group (a multi-label code puts a
     thread in several), with ``grp``, the ``threads`` view's columns and the hours to the first
-    reply and to the accepted answer. Returns the number of duplicate copies left out."""
+    reply and to the accepted answer; and ``sel_threads``: each thread of ``sel`` once. Returns
+    the number of duplicate copies left out. ``by="code"`` takes its codes from ``codes``, else
+    from ``resolve_codes(store, codebook, labels=labels, run=run)``."""
     _check(by, period)
     where, params = [], []
     if sources:
         where.append(f"t.source IN ({', '.join('?' for _ in sources)})")
         params = list(sources)
     if by == "code":
-        if not codebook:
-            raise InputError(None, "--by code needs --codebook", field="codebook")
-        run = latest_classify_run(store, codebook)
-        if run is not None:
-            join = f"JOIN classification c ON c.source = t.source AND c.source_id = t.source_id AND c.run_id = {int(run)}"
-        else:  # no machine codes yet: the hand labels' primary code
-            join = ("JOIN label c ON c.source = t.source AND c.source_id = t.source_id AND c.rank = 0 AND c.status = 'coded' "
-                    "AND c.codebook = ?")
-            params = [codebook] + params
+        codes = codes or resolve_codes(store, codebook, labels=labels, run=run)
+        join, join_params = codes.join()
+        params = join_params + params
         key = "c.code"
     elif by == "topic":
         from devquarry.topics import latest_topic_run
@@ -120,12 +235,19 @@ def select_groups(store: Store, by: str = "source", *, codebook: str | None = No
         CASE WHEN t.accepted_at >= t.created_at THEN date_diff('second', t.created_at, t.accepted_at) / 3600.0 END AS hours_accepted
       FROM base t {join} {'WHERE ' + ' AND '.join(where) if where else ''}"""
     store.con.execute(f"CREATE OR REPLACE TEMP TABLE sel AS {sel}", params)
+    store.con.execute("""CREATE OR REPLACE TEMP TABLE sel_threads AS SELECT * FROM sel
+                         QUALIFY row_number() OVER (PARTITION BY source, source_id ORDER BY grp) = 1""")
     if not dedupe:
         return 0
     cond = f"WHERE {' AND '.join(where)}" if where else ""
     total = store.con.execute(f"SELECT count(*) FROM threads t {cond}", list(sources or [])).fetchone()[0]
     kept = store.con.execute(f"SELECT count(*) FROM ({base}) t {cond}", list(sources or [])).fetchone()[0]
     return total - kept
+
+
+def drop_selection(store: Store) -> None:
+    store.con.execute("DROP TABLE IF EXISTS sel")
+    store.con.execute("DROP TABLE IF EXISTS sel_threads")
 
 
 def _intervals(flags: pd.DataFrame, level: float) -> pd.DataFrame:
@@ -152,21 +274,37 @@ def metrics(
     topic_run: int | None = None,
     dedupe: bool = True,
     level: float = 0.95,
+    labels: str | None = None,
+    run: int | None = None,
 ) -> pd.DataFrame:
-    """Popularity and difficulty figures, one row per group (plus an ``(all)`` row first)."""
-    dropped = select_groups(store, by, codebook=codebook, period=period, sources=sources, topic_run=topic_run, dedupe=dedupe)
+    """Popularity and difficulty figures, one row per group (plus an ``(all)`` row first, each thread once).
+    With ``by="code"``: ``labels=RATER`` for that rater's hand labels or ``run=ID`` for that classify
+    run (default: the latest run, else the hand labels); ``attrs["codes_from"]`` says which."""
+    check_codes_choice(by, labels, run)
+    codes = resolve_codes(store, codebook, labels=labels, run=run) if by == "code" else None
+    dropped = select_groups(store, by, period=period, sources=sources, topic_run=topic_run, dedupe=dedupe, codes=codes)
     try:
-        groups = store.query(_AGG.format(key="grp"))
-        overall = store.query(_AGG.format(key="'(all)'").replace("GROUP BY ALL", ""))
-        flags = pd.concat([store.query(_FLAGS.format(key="'(all)'")), store.query(_FLAGS.format(key="grp"))], ignore_index=True)
+        groups = store.query(_AGG.format(key="grp", table="sel"))
+        overall = store.query(_AGG.format(key="'(all)'", table="sel_threads").replace("GROUP BY ALL", ""))
+        flags = pd.concat([store.query(_FLAGS.format(key="'(all)'", table="sel_threads")),
+                           store.query(_FLAGS.format(key="grp", table="sel"))], ignore_index=True)
     finally:
-        store.con.execute("DROP TABLE IF EXISTS sel")
+        drop_selection(store)
     if by == "period":
         groups = groups.sort_values("group", ignore_index=True)
     out = pd.concat([overall, groups], ignore_index=True)
-    if by == "code" and len(out) > 1:  # a multi-label thread counts once in the whole
-        out.loc[0, "share"] = 1.0
     if not flags.empty:
         out = out.merge(_intervals(flags, level), on="group", how="left")
     out.attrs.update(by=by, duplicates_dropped=dropped, level=level)
+    if codes is not None:
+        out.attrs.update(codebook=codes.codebook, codes_from=codes.description, rows=ROWS_BY_CODE)
     return out
+
+
+ROWS_BY_CODE = "each code's row counts the threads with that code; (all) counts each thread once"
+
+
+def check_codes_choice(by: str, labels: str | None, run: int | None) -> None:
+    if (labels or run is not None) and by != "code":
+        raise InputError(None, f"--labels and --run choose the codes of --by code, not --by {by}",
+                         field="labels" if labels else "run")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from devquarry.errors import InputError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DEFAULT_DB = "devquarry.duckdb"
 DEFAULT_MEMORY_LIMIT = "1GB"
 TRACKED_PACKAGES = ("devquarry", "duckdb", "lxml", "pandas", "pyarrow", "jinja2", "plotly")
@@ -71,7 +71,28 @@ REPLY_COLUMNS = {
     "raw": "JSON",
     "content_hash": "VARCHAR",
     "run_id": "INTEGER",
+    # Last, so that a store migrated by ALTER TABLE ... ADD COLUMN has the same column order.
+    "is_bot": "BOOLEAN",
 }
+
+
+def bot_reply_sql(prefix: str = "") -> str:
+    """SQL that is true for a reply written by a bot: a GitHub login ending in ``[bot]`` (or user
+    type Bot), a Discourse system user (id <= 0: system, discobot), the Stack Exchange Community
+    user (id -1). ``prefix`` is the reply table's alias with its dot (``"r."``)."""
+    r = prefix
+    raw = f"{r}raw"
+    return f"""coalesce(
+  {r}author ILIKE '%[bot]' OR json_extract_string({raw}, '$.user.type') = 'Bot'
+  OR json_extract_string({raw}, '$.author_type') = 'Bot'
+  OR ({r}source LIKE 'discourse:%' AND (lower({r}author) IN ('system', 'discobot')
+      OR TRY_CAST(json_extract_string({raw}, '$.user_id') AS BIGINT) <= 0))
+  OR (({r}source = 'stackoverflow' OR {r}source LIKE 'stackexchange:%') AND ({r}author = '-1'
+      OR json_extract_string({raw}, '$.OwnerUserId') = '-1' OR json_extract_string({raw}, '$.UserId') = '-1'
+      OR json_extract_string({raw}, '$.owner.user_id') = '-1')),
+  false)"""
+
+
 LINK_COLUMNS = {
     "source": "VARCHAR NOT NULL",
     "from_id": "VARCHAR NOT NULL",
@@ -118,22 +139,34 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS run (
   run_id INTEGER PRIMARY KEY, command VARCHAR, params JSON, versions JSON,
   counts JSON, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)""",
+    # Version 8 added reply.is_bot: a store made before gets the column and the flag here.
+    "ALTER TABLE reply ADD COLUMN IF NOT EXISTS is_bot BOOLEAN",
+    f"UPDATE reply SET is_bot = {bot_reply_sql()} WHERE is_bot IS NULL",
     # An answer is accepted when the source flags it or the thread names it (Stack Exchange
     # keeps AcceptedAnswerId on the question only).
     """CREATE OR REPLACE VIEW replies AS
 SELECT r.* REPLACE (coalesce(r.is_accepted, false) OR (t.accepted_reply_id IS NOT NULL
         AND r.reply_id = t.accepted_reply_id) AS is_accepted)
 FROM reply r LEFT JOIN thread t ON t.source = r.source AND t.source_id = r.thread_id""",
+    # Bots' replies (is_bot) are kept but neither counted nor taken as the first reply, unless the
+    # meta setting count_bots is on. Where the source gave its own count (GitHub's comments_count,
+    # Discourse's posts, Stack Exchange's AnswerCount), the bot replies held are taken off it.
     """CREATE OR REPLACE VIEW threads AS
-WITH agg AS (
+WITH cfg AS (
+  SELECT coalesce(lower(trim(max(value))) IN ('1', 'true', 'yes', 'on'), false) AS count_bots
+  FROM meta WHERE key = 'count_bots'),
+agg AS (
   SELECT source, thread_id,
-         count(*) FILTER (WHERE kind = 'answer') AS n_answers,
-         min(created_at) FILTER (WHERE kind = 'answer') AS first_answer_at,
+         count(*) FILTER (WHERE kind = 'answer' AND (count_bots OR NOT coalesce(is_bot, false))) AS n_answers,
+         count(*) FILTER (WHERE kind = 'answer' AND NOT count_bots AND coalesce(is_bot, false)) AS n_bot_answers,
+         min(created_at) FILTER (WHERE kind = 'answer' AND (count_bots OR NOT coalesce(is_bot, false))) AS first_answer_at,
          min(created_at) FILTER (WHERE is_accepted AND kind = 'answer') AS accepted_answer_at
-  FROM replies GROUP BY ALL)
+  FROM replies CROSS JOIN cfg GROUP BY ALL)
 SELECT t.* EXCLUDE (content_hash, reply_count, first_reply_at, accepted_at, is_resolved),
        -- 0 only where the source holds replies at all; an imported table without them stays unknown
-       coalesce(t.reply_count, a.n_answers, CASE WHEN t.source IN (SELECT DISTINCT source FROM reply) THEN 0 END) AS reply_count,
+       coalesce(CASE WHEN t.reply_count IS NOT NULL
+                     THEN greatest(t.reply_count - coalesce(a.n_bot_answers, 0), coalesce(a.n_answers, 0)) END,
+                a.n_answers, CASE WHEN t.source IN (SELECT DISTINCT source FROM reply) THEN 0 END) AS reply_count,
        coalesce(t.first_reply_at, a.first_answer_at) AS first_reply_at,
        coalesce(t.accepted_at, a.accepted_answer_at) AS accepted_at,
        coalesce(t.is_resolved, a.accepted_answer_at IS NOT NULL, false) AS is_resolved
@@ -270,9 +303,9 @@ class Store:
     def threads(self, source: str | None = None) -> pd.DataFrame:
         """Threads with derived fields filled in, as a DataFrame."""
         if source:
-            df = self.query("SELECT * EXCLUDE (raw) FROM threads WHERE source = ? ORDER BY created_at", [source])
+            df = self.query("SELECT * EXCLUDE (raw) FROM threads WHERE source = ? ORDER BY created_at, source_id", [source])
         else:
-            df = self.query("SELECT * EXCLUDE (raw) FROM threads ORDER BY source, created_at")
+            df = self.query("SELECT * EXCLUDE (raw) FROM threads ORDER BY source, created_at, source_id")  # ties too: topics depend on order
         df["tags"] = df["tags"].map(lambda v: [] if v is None else list(v))
         return df
 

@@ -3,6 +3,7 @@ playbook's fix (``ask``), from the persisted hybrid index of the store's resolve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -39,11 +40,27 @@ def thread_docs(store: Store, sources: list[str] | None = None, resolved_only: b
     return df
 
 
-def open_index(store: Store, embedding: str = "lsa", sources: list[str] | None = None) -> tuple[HybridIndex, dict]:
-    """The store's index of resolved threads, brought up to date (only new or changed threads are embedded)."""
+def open_index(store: Store, embedding: str = "lsa", progress: Callable[[int], None] | None = None) -> tuple[HybridIndex, dict]:
+    """The store's index of all its resolved threads, brought up to date (only new or changed threads
+    are embedded; ``progress`` is called with the number embedded since its last call). A choice of
+    sources filters at search time: indexing only them would drop the others' vectors, and the next
+    call without that choice would embed them all again."""
     index = HybridIndex(index_folder(store, embedding), embedding)
-    changes = index.update(thread_docs(store, sources))
+    changes = index.update(thread_docs(store), progress=progress)
     return index, changes
+
+
+def index_backlog(store: Store, embedding: str = "minilm") -> int:
+    """How many threads the next ``ask`` (or ``open_index``) will embed: the total for a progress bar."""
+    return HybridIndex(index_folder(store, embedding), embedding).plan(thread_docs(store))["to_embed"]
+
+
+def _source_keys(store: Store, sources: list[str] | None) -> set[str] | None:
+    if not sources:
+        return None
+    df = store.query(f"""SELECT source || '|' || source_id AS key FROM threads
+                         WHERE is_resolved AND source IN ({', '.join('?' for _ in sources)})""", list(sources))
+    return set(df.key)
 
 
 def _answers(store: Store, keys: list[str]) -> dict[str, str]:
@@ -80,19 +97,29 @@ def _category(store: Store, keys: list[str], weights: list[float], codebook: str
 
 
 def ask(store: Store, question: str, *, k: int = 5, sources: list[str] | None = None, codebook: str | None = None,
-        embedding: str = "minilm", min_overlap: float = MIN_OVERLAP, fusion: str = "convex") -> pd.DataFrame:
+        embedding: str = "minilm", min_overlap: float = MIN_OVERLAP, fusion: str = "convex",
+        progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """The ``k`` resolved threads closest to ``question`` (hybrid BM25 + dense; ``fusion`` convex or rrf):
-    title, url, score, each retriever's rank, cosine, the accepted answer's start. ``attrs`` hold the
-    predicted category, its share of the vote, the playbook fix, and ``confident`` (some hit holds
-    at least ``min_overlap`` of the question's stemmed content words: a question on another subject
-    shares a word or two at most)."""
+    title, url, score, each retriever's rank, cosine, the accepted answer's start. ``attrs`` hold
+    ``confident`` (some hit holds at least ``min_overlap`` of the question's stemmed content words:
+    a question on another subject shares a word or two at most) and, only when confident, the
+    predicted category, its share of the vote and the playbook fix (else None: neighbours on
+    another subject say nothing of the question's category); ``category_vote`` keeps the vote's
+    winner and share either way. ``progress`` follows the index update (see ``open_index``).
+
+    A store with no resolved threads (of ``sources``) is bad input: there is nothing to search."""
     from devquarry.errors import InputError
     from devquarry.hotspots import fix_for
 
     if fusion not in ("convex", "rrf"):
         raise InputError(None, f"unknown fusion {fusion!r}; use convex or rrf", field="fusion")
-    index, changes = open_index(store, embedding, sources)
-    hits = index.search(question, k=k, fusion=fusion)
+    index, changes = open_index(store, embedding, progress=progress)
+    only = _source_keys(store, sources)
+    if not changes["documents"] or only is not None and not only:
+        of = f" of source {', '.join(sources)}" if sources else ""
+        raise InputError(store.path, f"the store holds no resolved threads{of} to search; ingest threads with an "
+                         "accepted answer (or a solved flag) first")
+    hits = index.search(question, k=k, fusion=fusion, only=only)
     hits[["source", "source_id"]] = hits.key.str.split("|", n=1, expand=True) if len(hits) else None
     meta = store.query(f"""SELECT source, source_id, title, url FROM thread
                            WHERE source || '|' || source_id IN ({', '.join('?' for _ in hits.key) or 'NULL'})""", hits.key.tolist())
@@ -102,8 +129,11 @@ def ask(store: Store, question: str, *, k: int = 5, sources: list[str] | None = 
     code, share = _category(store, hits.key.tolist(), hits.score.tolist(), codebook)
     confident = bool(len(hits)) and float(hits.overlap.max()) >= min_overlap
     hits = hits[["source", "source_id", "title", "url", "score", "bm25_rank", "dense_rank", "cosine", "overlap", "answer"]]
+    vote = {"category": code, "share": share} if code else None
+    if not confident:
+        code = share = None
     hits.attrs.update(question=question, category=code, category_share=share, codebook=codebook,
-                      fix=fix_for(codebook, code) if code else None, confident=confident, index=changes)
+                      fix=fix_for(codebook, code) if code else None, confident=confident, category_vote=vote, index=changes)
     return hits
 
 

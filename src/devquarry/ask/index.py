@@ -7,11 +7,17 @@ content hashes, their BM25 tokens, their vectors, and (for LSA) the fitted model
 tokenizes and embeds only the documents that are new or changed since the last update; the BM25
 statistics are recomputed from the kept tokens, which takes well under a second for 10,000
 threads. Nothing is rebuilt per query.
+
+A reopened index needs the embedder again to encode queries: LSA's is fitted on the corpus, so it
+is persisted with the index; any other (MiniLM, static, an endpoint) depends on its name alone and
+is made again from it when first needed, once per process (loading MiniLM takes seconds).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import joblib
@@ -32,6 +38,30 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def fitted_backend(embedding: str) -> bool:
+    """Whether the embedding is fitted on the corpus it embeds (so it is persisted, and refitted as it grows)."""
+    return embedding.split(":")[0].split("@")[0] == "lsa"
+
+
+@lru_cache(maxsize=4)
+def _named_embedder(embedding: str):
+    return get_embedder(embedding)
+
+
+@lru_cache(maxsize=1)
+def _function_words() -> frozenset[str]:
+    """English function words, stemmed as the tokens are: bm25s's list of 33 keeps "what", "how",
+    "should", "I", "do", which made an off-subject question share half its "content" with a thread."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(_stemmer().stemWords(sorted(ENGLISH_STOP_WORDS)))
+
+
+def content_words(text: str) -> set[str]:
+    """The stemmed content words of ``text``: its tokens less the function words."""
+    return set(tokenize([text])[0]) - _function_words()
+
+
 def tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
@@ -50,6 +80,7 @@ class HybridIndex:
         self.embedder = None
         self.fitted_on = 0
         self.bm25 = None
+        self._last_query = self._last_vector = None
         self._load()
 
     # -- persistence -------------------------------------------------------------------------
@@ -64,7 +95,7 @@ class HybridIndex:
         self.tokens = [list(t) for t in pd.read_parquet(self.folder / "tokens.parquet")["tokens"]]
         self.vectors = np.load(self.folder / "vectors.npy")
         self.fitted_on = info.get("fitted_on", 0)
-        if (self.folder / "embedder.joblib").exists():
+        if fitted_backend(self.embedding) and (self.folder / "embedder.joblib").exists():
             self.embedder = joblib.load(self.folder / "embedder.joblib")
         self._index_bm25()
 
@@ -73,7 +104,7 @@ class HybridIndex:
         self.docs.to_parquet(self.folder / "docs.parquet", index=False)
         pd.DataFrame({"tokens": self.tokens}).to_parquet(self.folder / "tokens.parquet", index=False)
         np.save(self.folder / "vectors.npy", self.vectors)
-        if self.embedder is not None and getattr(self.embedder, "backend", "") == "lsa":
+        if self.embedder is not None and fitted_backend(self.embedding):
             joblib.dump(self.embedder, self.folder / "embedder.joblib")
         (self.folder / "index.json").write_text(json.dumps({"embedding": self.embedding, "documents": len(self.docs),
                                                            "fitted_on": self.fitted_on}))
@@ -86,73 +117,102 @@ class HybridIndex:
         if self.tokens:
             self.bm25.index(self.tokens, show_progress=False)
 
-    def _encode(self, texts: list[str], all_texts: list[str] | None = None) -> np.ndarray:
+    def _embedder(self):
+        """The embedder of the index's vectors; a fitted one (LSA) only after ``update`` fitted or loaded it."""
+        if self.embedder is None and not fitted_backend(self.embedding):
+            self.embedder = _named_embedder(self.embedding)
         if self.embedder is None:
-            self.embedder = get_embedder(self.embedding)
-            if hasattr(self.embedder, "fit"):
-                self.embedder.fit(all_texts or texts)
-                self.fitted_on = len(all_texts or texts)
-        return np.asarray(self.embedder.encode(texts), dtype=np.float32)
+            raise RuntimeError(f"the {self.embedding} index in {self.folder} has no fitted embedder; call update() first")
+        return self.embedder
 
-    def update(self, docs: pd.DataFrame) -> dict:
-        """Bring the index in line with ``docs`` (key, hash, text); return what changed."""
+    def _encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        if self.embedder is None and fitted_backend(self.embedding):
+            self.embedder = get_embedder(self.embedding).fit(texts)
+            self.fitted_on = len(texts)
+        return np.asarray(self._embedder().encode(texts, progress=progress), dtype=np.float32)
+
+    def plan(self, docs: pd.DataFrame) -> dict:
+        """What ``update(docs)`` would do: the documents it would embed (``to_embed``), add and remove."""
         docs = docs.drop_duplicates("key").reset_index(drop=True)
         old = dict(zip(self.docs.key, self.docs.hash)) if len(self.docs) else {}
         same = docs.key.map(old).eq(docs.hash)
-        fresh = docs[~same]
         removed = len(set(old) - set(docs.key))
-        if fresh.empty and not removed and len(self.docs):
-            return {"documents": len(self.docs), "added": 0, "removed": 0, "refit": False}
         growth = len(docs) / max(self.fitted_on, 1) - 1
-        refit = self.embedding.split(":")[0].split("@")[0] == "lsa" and (self.embedder is None or growth > LSA_REFIT_GROWTH)
-        keep = docs[same]
+        refit = (fitted_backend(self.embedding) and len(docs) > 0
+                 and (self.embedder is None or growth > LSA_REFIT_GROWTH))
+        fresh = docs[~same]
+        return {"docs": docs, "same": same, "fresh": fresh, "removed": removed, "refit": refit,
+                "to_embed": len(docs) if refit else len(fresh)}
+
+    def update(self, docs: pd.DataFrame, progress: Callable[[int], None] | None = None) -> dict:
+        """Bring the index in line with ``docs`` (key, hash, text); return what changed.
+        ``progress`` is called with the number of documents embedded since its last call."""
+        plan = self.plan(docs)
+        docs, fresh, removed, refit = plan["docs"], plan["fresh"], plan["removed"], plan["refit"]
+        if fresh.empty and not removed and not refit and len(self.docs):
+            return {"documents": len(self.docs), "added": 0, "removed": 0, "refit": False}
+        if docs.empty:  # nothing to index: no embedder is made or fitted (LSA cannot fit on nothing)
+            self.docs, self.tokens = pd.DataFrame(columns=["key", "hash"]), []
+            self.vectors = np.zeros((0, 0), dtype=np.float32)
+            self._index_bm25()
+            self._save()
+            return {"documents": 0, "added": 0, "removed": removed, "refit": False}
+        keep = docs[plan["same"]]
         position = {k: i for i, k in enumerate(self.docs.key)} if len(self.docs) else {}
         kept_tokens = [self.tokens[position[k]] for k in keep.key]
         new_tokens = tokenize(fresh.text.tolist()) if len(fresh) else []
         if refit:
             self.embedder = None
-            vectors = self._encode(docs.text.tolist())
+            vectors = self._encode(docs.text.tolist(), progress)
             order = pd.concat([keep, fresh], ignore_index=True)
             vectors = vectors[pd.Index(docs.key).get_indexer(order.key)]
         else:
             kept_vectors = self.vectors[[position[k] for k in keep.key]] if len(keep) else np.zeros((0, self.vectors.shape[1] if self.vectors.size else 0), np.float32)
-            new_vectors = self._encode(fresh.text.tolist()) if len(fresh) else kept_vectors[:0]
+            new_vectors = self._encode(fresh.text.tolist(), progress) if len(fresh) else kept_vectors[:0]
             vectors = np.vstack([kept_vectors, new_vectors]) if len(kept_vectors) else new_vectors
             order = pd.concat([keep, fresh], ignore_index=True)
         self.docs = order[["key", "hash"]].reset_index(drop=True)
         self.tokens = kept_tokens + [list(t) for t in new_tokens]
         self.vectors = normalise(vectors).astype(np.float32)
+        self._last_query = None  # a refit embedder encodes the query anew
         self._index_bm25()
         self._save()
         return {"documents": len(self.docs), "added": len(fresh), "removed": removed, "refit": refit}
 
     # -- searching ---------------------------------------------------------------------------
-    def bm25_ranking(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        vocab = self.bm25.vocab_dict if self.bm25 is not None else {}
-        q = [t for t in tokenize([query])[0] if t in vocab]
-        if not q or not len(self.docs):
+    def bm25_ranking(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``mask``: the documents that may be returned (booleans in index order); None for all."""
+        if not self.tokens:  # bm25s builds no vocabulary over no documents
             return np.zeros(0, int), np.zeros(0)
-        idx, scores = self.bm25.retrieve([q], k=min(k, len(self.docs)), show_progress=False)
+        vocab = self.bm25.vocab_dict
+        q = [t for t in tokenize([query])[0] if t in vocab]
+        if not q:
+            return np.zeros(0, int), np.zeros(0)
+        weights = mask.astype(np.float32) if mask is not None else None
+        idx, scores = self.bm25.retrieve([q], k=min(k, len(self.docs)), show_progress=False, weight_mask=weights)
         keep = scores[0] > 0
         return idx[0][keep], scores[0][keep]
 
-    def dense_ranking(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def dense_ranking(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if not len(self.docs):
             return np.zeros(0, int), np.zeros(0)
         sims = self.vectors @ self._query_vector(query)
-        top = np.argsort(-sims)[:k]
+        candidates = np.flatnonzero(mask) if mask is not None else np.arange(len(sims))
+        top = candidates[np.argsort(-sims[candidates], kind="stable")[:k]]
         return top, sims[top]
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", candidates: int = CANDIDATES,
-               exclude: set | None = None, fusion: str = "convex", alpha: float = 0.5) -> pd.DataFrame:
+               exclude: set | None = None, fusion: str = "convex", alpha: float = 0.5, only: set | None = None) -> pd.DataFrame:
         """Top ``k`` documents: key, score, bm25_rank, dense_rank, cosine, overlap (the share of the
-        query's stemmed content words the document holds); mode: hybrid, bm25 or dense.
+        query's stemmed content words the document holds); mode: hybrid, bm25 or dense; ``only``: the
+        keys that may be returned (None: all), so one index serves every choice of sources.
 
         ``fusion="rrf"``: reciprocal rank fusion, sum of 1 / (60 + rank); ``"convex"``: ``alpha`` times
         the BM25 score over the best one plus (1 - ``alpha``) times the cosine min-max scaled over
         the candidates of both retrievers."""
-        b_idx, b_score = self.bm25_ranking(query, candidates) if mode in ("hybrid", "bm25") else (np.zeros(0, int), None)
-        d_idx, d_sim = self.dense_ranking(query, max(candidates, k)) if mode in ("hybrid", "dense") else (np.zeros(0, int), None)
+        mask = self.docs.key.isin(only).to_numpy() if only is not None else None
+        b_idx, b_score = self.bm25_ranking(query, candidates, mask) if mode in ("hybrid", "bm25") else (np.zeros(0, int), None)
+        d_idx, d_sim = self.dense_ranking(query, max(candidates, k), mask) if mode in ("hybrid", "dense") else (np.zeros(0, int), None)
         rows: dict[int, dict] = {}
         for rank, i in enumerate(b_idx, 1):
             rows.setdefault(int(i), {"bm25_rank": None, "dense_rank": None})["bm25_rank"] = rank
@@ -179,11 +239,11 @@ class HybridIndex:
             return df.assign(cosine=pd.Series(dtype=float), overlap=pd.Series(dtype=float))
         df = df.sort_values(["score", "position"], ascending=[False, True]).head(k).reset_index(drop=True)
         df["cosine"] = self.vectors[df.position.to_numpy()] @ self._query_vector(query)
-        q = set(tokenize([query])[0])
+        q = content_words(query)
         df["overlap"] = [len(q & set(self.tokens[i])) / len(q) if q else 0.0 for i in df.position]
         return df
 
     def _query_vector(self, query: str) -> np.ndarray:
-        if getattr(self, "_last_query", None) != query:  # one encoding per query, however many uses
-            self._last_query, self._last_vector = query, np.asarray(self.embedder.encode([query]), dtype=np.float32)[0]
+        if self._last_query != query:  # one encoding per query, however many uses
+            self._last_query, self._last_vector = query, np.asarray(self._embedder().encode([query]), dtype=np.float32)[0]
         return self._last_vector

@@ -6,11 +6,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
-from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _store, app, emit, out
+from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _store, app, emit, err, out
 
 ByOpt = Annotated[str, typer.Option(help="Group by source, category (forum category), code (a codebook's), topic or period.")]
 CodebookOpt = Annotated[Optional[str], typer.Option(help="With --by code: the codebook (latest machine codes, else hand labels).")]
+LabelsOpt = Annotated[Optional[str], typer.Option("--labels", metavar="RATER",
+                                                  help="With --by code: this rater's hand labels (primary code) instead of machine codes.")]
+RunOpt = Annotated[Optional[int], typer.Option("--run", metavar="ID", help="With --by code: the codes of this classify run (see `devquarry runs`).")]
 PeriodOpt = Annotated[str, typer.Option(help="month, quarter or year.")]
 SourceOpt = Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")]
 
@@ -19,10 +23,24 @@ _METRIC_COLUMNS = ["group", "threads", "share", "views_median", "pct_no_reply", 
                    "hours_to_accepted_median", "days_to_close_median"]
 
 
+def _say(line: str, *, as_table: bool) -> str | None:
+    """A line about what the rows are: the table's title, or on stderr when the rows are JSON or CSV."""
+    if as_table:
+        return line
+    err.print(Text(line), highlight=False, soft_wrap=True)
+    return None
+
+
+def _codes_line(attrs: dict) -> str:
+    return f"{attrs['codebook']} codes from {attrs['codes_from']}; {attrs.get('rows', '')}".rstrip("; ")
+
+
 @app.command()
 def metrics(
     by: ByOpt = "source",
     codebook: CodebookOpt = None,
+    labels: LabelsOpt = None,
+    run: RunOpt = None,
     period: PeriodOpt = "quarter",
     source: SourceOpt = None,
     keep_duplicates: Annotated[bool, typer.Option(help="Count copies of a question (same source, title and time) apart.")] = False,
@@ -35,10 +53,12 @@ def metrics(
     from devquarry.metrics import metrics as run_metrics
 
     with _store(db, read_only=True) as store:
-        df = run_metrics(store, by, codebook=codebook, period=period, sources=source, dedupe=not keep_duplicates)
+        df = run_metrics(store, by, codebook=codebook, period=period, sources=source, dedupe=not keep_duplicates,
+                         labels=labels, run=run)
+    title = _say(_codes_line(df.attrs), as_table=not as_json and not as_csv) if "codes_from" in df.attrs else None
     if not as_json and not as_csv:
         df = df[[c for c in _METRIC_COLUMNS if c in df.columns]]
-    emit(df, as_json=as_json, as_csv=as_csv)
+    emit(df, as_json=as_json, as_csv=as_csv, title=title)
 
 
 @app.command()
@@ -48,41 +68,68 @@ def trends(
     period: PeriodOpt = "quarter",
     measure: Annotated[str, typer.Option(help="threads (new threads per period) or pct_unresolved.")] = "threads",
     source: SourceOpt = None,
+    labels: LabelsOpt = None,
+    run: RunOpt = None,
+    keep_partial: Annotated[bool, typer.Option(help="Keep a source's last period even when its data end inside it.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     as_table: TableOpt = False,
 ) -> None:
-    """Trend per group over periods: Mann-Kendall test of its direction and Sen's slope with its 95% interval."""
+    """Trend per group over periods (each group over its own span): Mann-Kendall test of its direction and Sen's slope with its 95% interval."""
     from devquarry.trends import trends as run_trends
 
     with _store(db, read_only=True) as store:
-        df = run_trends(store, by, codebook=codebook, period=period, sources=source, measure=measure)
+        df = run_trends(store, by, codebook=codebook, period=period, sources=source, measure=measure,
+                        complete_only=not keep_partial, labels=labels, run=run)
+    for line in trend_notes(df.attrs):
+        err.print(Text(line), highlight=False, soft_wrap=True)
     emit(df, as_json=as_json, as_csv=as_csv, title=f"{measure} per {period}")
+
+
+def trend_notes(attrs: dict) -> list[str]:
+    """What a trend table left out, and where its codes come from, in words."""
+    lines = []
+    if attrs.get("codes_from"):
+        lines.append(f"{attrs['codebook']} codes from {attrs['codes_from']}")
+    early = attrs.get("left_out_early")
+    if early:
+        lines.append(f"left out {early['threads']:,} stray early threads before {early['before']}")
+    partial = attrs.get("dropped_partial")
+    for p in (partial or {}).get("periods", []):
+        srcs = p["sources"]
+        whose = srcs[0] if len(srcs) == 1 else f"{len(srcs)} sources"
+        lines.append(f"dropped partial {p['period']}: {p['threads']:,} threads ({whose}; data end {p['data_end']}; --keep-partial keeps them)")
+    return lines
 
 
 @app.command()
 def compare(
     codebook: Annotated[str, typer.Option(help="The codebook whose codes are compared.")],
     source: SourceOpt = None,
+    labels: LabelsOpt = None,
+    run: RunOpt = None,
     long: Annotated[bool, typer.Option("--long", help="One row per code and source, with intervals.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     as_table: TableOpt = False,
 ) -> None:
-    """One codebook's codes side by side across sources: threads, share and % unresolved per source."""
+    """One codebook's codes side by side across sources: threads with each code, share and % unresolved per source."""
     from devquarry.compare import compare as run_compare, side_by_side
 
     with _store(db, read_only=True) as store:
-        df = run_compare(store, codebook, sources=source)
-    emit(df if long else side_by_side(df), as_json=as_json, as_csv=as_csv)
+        df = run_compare(store, codebook, sources=source, labels=labels, run=run)
+    title = _say(_codes_line(df.attrs), as_table=not as_json and not as_csv)
+    emit(df if long else side_by_side(df), as_json=as_json, as_csv=as_csv, title=title)
 
 
 @app.command()
 def hotspots(
-    by: Annotated[str, typer.Option(help="code (needs --codebook), topic, category or source.")] = "code",
-    codebook: Annotated[Optional[str], typer.Option(help="Codebook of the codes (for --by topic: names each topic's fix).")] = None,
+    by: Annotated[str, typer.Option(help="code (default: the store's codebook, else category or source), topic, category or source.")] = "code",
+    codebook: Annotated[Optional[str], typer.Option(help="Codebook of the codes (default: the latest classify run's, else the most hand-labelled).")] = None,
+    labels: LabelsOpt = None,
+    run: RunOpt = None,
     source: SourceOpt = None,
     min_threads: Annotated[int, typer.Option(help="Leave out groups smaller than this.")] = 10,
     examples: Annotated[int, typer.Option(help="Example unresolved threads per group.")] = 3,
@@ -93,9 +140,17 @@ def hotspots(
 ) -> None:
     """Groups ranked by hotspot score sqrt(popularity x difficulty), with the playbook's fix, the LLM limit, and example threads."""
     from devquarry.hotspots import hotspots as run_hotspots
+    from devquarry.metrics import code_grouping, resolve_codes
 
     with _store(db, read_only=True) as store:
-        df = run_hotspots(store, by, codebook=codebook, sources=source, min_threads=min_threads, examples=examples)
+        by, codebook, note = code_grouping(store, by, codebook)
+        if note:
+            err.print(Text(note), highlight=False, soft_wrap=True)
+        if by == "code":
+            codes = resolve_codes(store, codebook, labels=labels, run=run)
+            err.print(Text(f"{codes.codebook} codes from {codes.description}"), highlight=False, soft_wrap=True)
+        df = run_hotspots(store, by, codebook=codebook, sources=source, min_threads=min_threads, examples=examples,
+                          labels=labels, run=run)
     if not as_json and not as_csv:
         df = df[["group", "threads", "pct_unresolved", "popularity", "difficulty", "score", "is_hotspot", "fix", "limit", "examples"]]
     emit(df, as_json=as_json, as_csv=as_csv)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from typing import Annotated, Optional
 
 import typer
 
-from devquarry.cli.common import DbOpt, JsonOpt, _store, app, emit, out
+from devquarry.cli.common import DbOpt, JsonOpt, _count_progress, _store, app, emit, out
 
 
 @app.command()
@@ -27,15 +28,19 @@ def ask(
 ) -> None:
     """Find the resolved threads that answer QUESTION (BM25 + embeddings fused), with the likely category and fix."""
     from devquarry.ask import ask as run_ask
-    from devquarry.ask.answer import hit_bodies
+    from devquarry.ask.answer import hit_bodies, index_backlog
     from devquarry.ask.draft import draft as run_draft
     from devquarry.report.data import report_codebook
 
     with _store(db) as store:
         codebook = codebook or report_codebook(store)
-        hits = run_ask(store, question, k=k, sources=source, codebook=codebook, embedding=embedding, fusion=fusion)
+        backlog = index_backlog(store, embedding)
+        bar = _count_progress(backlog, f"indexing resolved threads ({embedding})") if backlog else nullcontext(None)
+        with bar as advance:
+            hits = run_ask(store, question, k=k, sources=source, codebook=codebook, embedding=embedding, fusion=fusion,
+                           progress=advance)
         bodies = hit_bodies(store, hits) if draft else {}
-    meta = {key: hits.attrs[key] for key in ("category", "category_share", "codebook", "fix", "confident")}
+    meta = {key: hits.attrs[key] for key in ("category", "category_share", "codebook", "fix", "confident", "category_vote")}
     answer = run_draft(question, hits, bodies, confident=meta["confident"], context_tokens=context_tokens,
                        answer_tokens=answer_tokens) if draft else None
     if as_json:
@@ -45,10 +50,15 @@ def ask(
                                 "prompt_tokens": answer.prompt_tokens, "model": answer.model}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    emit(hits[["title", "url", "score", "overlap", "answer"]], title=f"resolved threads for: {question}")
+    # Urls go on lines of their own, never wrapped or cut, numbered like the table's rows (and the draft's citations).
+    rows = hits[["title", "score", "overlap", "answer"]].copy()
+    rows.insert(0, "#", range(1, len(rows) + 1))
+    emit(rows, title=f"resolved threads for: {question}")
+    for n, url in enumerate(hits.url, 1):
+        out.print(f"[{n}] {url if isinstance(url, str) else '(no url)'}", markup=False, highlight=False, soft_wrap=True)
     if meta["category"]:
         out.print(f"likely category: {meta['category']} ({meta['category_share']:.0%} of the vote, {meta['codebook']}); "
-                  f"fix: {meta['fix'] or 'none mapped'}", highlight=False)
+                  f"fix: {meta['fix'] or 'none mapped'}", highlight=False, markup=False)
     if not meta["confident"]:
         out.print("retrieval is not confident: the closest threads share little with the question", highlight=False)
     if answer is not None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
 
 from devquarry.errors import InputError
 from devquarry.store import Store, default_db
@@ -39,31 +42,74 @@ Files = Annotated[list[Path], typer.Argument(help="Input files.", show_default=F
 
 
 def main() -> None:
-    """Entry point: bad input exits 2 with one line on stderr; other failures exit 1."""
+    """Entry point: bad input and usage errors exit 2 with one line on stderr, Ctrl-C exits 130,
+    other failures exit 1."""
     try:
-        app(standalone_mode=False)
+        # Not standalone: Typer would print a multi-line usage panel and hide our own exit codes.
+        rc = app(standalone_mode=False)
     except InputError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(1)
-    except Exception as exc:  # click's usage errors are ClickException
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("interrupted; the store is as it was before this command", 130)
+    except typer.TyperException as exc:  # Typer's vendored click: UsageError, BadParameter, NoSuchOption...
+        code = getattr(exc, "exit_code", 1)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _fail(f"{exc.format_message()}{hint}", 2 if code == 2 else code)
+    except Exception as exc:
         if os.environ.get("DEVQUARRY_DEBUG"):
             raise
-        err.print(f"[red]error:[/red] {exc.__class__.__name__}: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(f"{exc.__class__.__name__}: {exc}", 1)
+    else:
+        # Non-standalone Typer returns the code of an Exit instead of raising it (130 after Ctrl-C).
+        if rc == 130:
+            _fail("interrupted; the store is as it was before this command", 130)
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+            sys.exit(rc)
 
 
-def _store(db: Path | None, read_only: bool = False) -> Store:
-    return Store(db or default_db(), read_only=read_only)
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(Text.assemble(("error:", "red"), " ", safe_text(message)), highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def safe_text(value) -> str:
+    """Thread text as literal terminal text: control characters (escape sequences) removed."""
+    return _CONTROL.sub("", str(value))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@contextmanager
+def _store(db: Path | None, read_only: bool = False, create: bool = False) -> Iterator[Store]:
+    """Open the store. Only commands that add data may create it (``create``); a store this
+    command created that still holds no thread when it fails is removed again, so a failed first
+    ingest leaves no file behind (a crawl's committed pages are kept: it resumes from them)."""
+    path = Path(db or default_db())
+    if not create and not path.exists():
+        raise InputError(path, "no such store; ingest something first (or pass --db)")
+    new = not path.exists()
+    store = Store(path, read_only=read_only)
+    try:
+        yield store
+    except BaseException:
+        empty = new and _holds_nothing(store)
+        store.close()
+        if empty:
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    store.close()
+
+
+def _holds_nothing(store: Store) -> bool:
+    try:
+        return store.con.execute("SELECT count(*) FROM thread").fetchone()[0] == 0
+    except Exception:  # a store that failed half-way through creation holds nothing worth keeping
+        return True
 
 
 @contextmanager
@@ -73,6 +119,36 @@ def _progress(total: int, label: str, *columns):
                   console=err, disable=not show) as bar:
         task = bar.add_task(label, total=total or None)
         yield lambda n: bar.advance(task, n)
+
+
+class _StepBars:
+    """A bar per step while it runs (bytes for the ingest, counts elsewhere, a pulse where a step
+    has no count), then one summary line per step that stays on screen."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar, self.task, self.name = bar, None, ""
+
+    def start(self, name: str, total: int | None = None) -> None:
+        self.name = name
+        self.task = self.bar.add_task(name, total=total or None)
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.advance(self.task, n)
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        self.bar.update(self.task, description=f"{self.name}: {description}", total=total or None, completed=0)
+
+    def done(self, summary: str) -> None:
+        self.bar.remove_task(self.task)
+        self.bar.console.print(Text.assemble(("✓ ", "green"), (f"{self.name}: ", "bold"), safe_text(summary)), highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _steps() -> Iterator[_StepBars]:
+    show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, disable=not show) as bar:
+        yield _StepBars(bar)
 
 
 def _byte_progress(total: int, label: str):
@@ -91,11 +167,12 @@ def emit(df: pd.DataFrame, *, as_json: bool = False, as_csv: bool = False, title
     if as_csv:
         sys.stdout.write(df.to_csv(index=False))
         return
-    table = Table(title=title, show_lines=False)
+    # Text, not str: cells hold thread text, which Rich must not read as markup ("[/INST]" raised MarkupError).
+    table = Table(title=Text(safe_text(title)) if title else None, show_lines=False)
     for col in df.columns:
-        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
+        table.add_column(Text(str(col)), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
     for row in df.itertuples(index=False):
-        table.add_row(*[_cell(v) for v in row])
+        table.add_row(*[Text(safe_text(_cell(v))) for v in row])
     out.print(table)
 
 

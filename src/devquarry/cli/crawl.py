@@ -45,13 +45,17 @@ def _client(db, rate, archive, replay, timeout, headers=None, params=None):
 
 def _run(crawler, label: str) -> None:
     from devquarry.crawl import CrawlError
+    from devquarry.crawl.http import Unreachable
 
     with _count_progress(0, label) as advance:
         crawler.progress = advance
         try:
             counts = crawler.run()
+        except Unreachable as exc:
+            raise InputError(None, f"crawl not started: {exc}") from None
         except CrawlError as exc:
-            raise InputError(None, f"crawl stopped: {exc}; run the same command again to resume") from None
+            again = "" if crawler.client.replay else "; run the same command again to resume"
+            raise InputError(None, f"crawl stopped: {exc}{again}") from None
     emit(pd.DataFrame([counts]), title=label)
 
 
@@ -76,7 +80,7 @@ def crawl_discourse(
         if not os.environ.get(api_key_env):
             raise InputError(None, f"environment variable {api_key_env} is empty", field="api-key-env")
         headers = {"Api-Key": os.environ[api_key_env], "Api-Username": os.environ.get("DISCOURSE_API_USERNAME", "system")}
-    with _store(db) as store, _client(db, rate, archive, replay, timeout, headers) as client:
+    with _store(db, create=True) as store, _client(db, rate, archive, replay, timeout, headers) as client:
         for cat in category or [None]:
             _run(DiscourseCrawler(store, client, base_url, category=cat, since=_since(since), max_topics=max_topics),
                  f"{base_url} {cat or 'latest'}")
@@ -98,7 +102,7 @@ def crawl_stackexchange(
     """Questions by tag with answers and comments, into the same tables as a dump."""
     from devquarry.crawl import StackExchangeCrawler
 
-    with _store(db) as store, _client(db, rate, archive, replay, timeout, params={"key": key} if key else {}) as client:
+    with _store(db, create=True) as store, _client(db, rate, archive, replay, timeout, params={"key": key} if key else {}) as client:
         _run(StackExchangeCrawler(store, client, site, tagged, api_url=api_url, since=_since(since)), f"{site} {tagged or ''}")
 
 
@@ -121,5 +125,5 @@ def crawl_github(
         raise InputError(None, f"expected OWNER/REPO, got {repo!r}", field="repo")
     token = os.environ.get(token_env)
     headers = {"Authorization": f"Bearer {token}", "X-GitHub-Api-Version": "2022-11-28"} if token else {}
-    with _store(db) as store, _client(db, rate, archive, replay, timeout, headers) as client:
+    with _store(db, create=True) as store, _client(db, rate, archive, replay, timeout, headers) as client:
         _run(GitHubCrawler(store, client, repo, api_url=api_url, since=_since(since)), repo)

@@ -8,13 +8,13 @@ from typing import Annotated, Optional
 import pandas as pd
 import typer
 
-from devquarry.cli.common import (ingest_app, DbOpt, Files, JsonOpt, _byte_progress, _store, emit)
+from devquarry.cli.common import (ingest_app, DbOpt, Files, JsonOpt, _byte_progress, _store, emit, err, safe_text)
 
 
 def _run_ingest(db: Path | None, source, label: str, as_json: bool) -> None:
     from devquarry.ingest import ingest
 
-    with _store(db) as store, _byte_progress(source.total_bytes, label) as advance:
+    with _store(db, create=True) as store, _byte_progress(source.total_bytes, label) as advance:
         counts = ingest(store, source, progress=advance)
     emit(counts, as_json=as_json, title=f"ingested into {store.path} (run {counts.attrs['run_id']})")
 
@@ -70,10 +70,35 @@ def ingest_table(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import CSV, TSV, JSONL or XLSX rows as threads."""
+    """Import CSV, TSV, JSONL or XLSX rows as threads.
+
+    Without --map, columns named like a field (or id, link, created, creation_date) are mapped,
+    and the file must give an id or url, a title or body, and created_at."""
     from devquarry.sources import TableSource
 
-    _run_ingest(db, TableSource(files, source=source, mapping=map_, encoding=encoding), "Table", as_json)
+    table = TableSource(files, source=source, mapping=map_, encoding=encoding, require_dates=not map_)
+    _run_ingest(db, table, "Table", as_json)
+    for path, mapping in table.mappings.items():
+        used = ",".join(f"{field}={column}" for field, column in mapping.items())
+        # On stderr, so that --json output stays JSON; column names are the file's, printed literally.
+        err.print(safe_text(f"{Path(path).name}: --map {used}"), markup=False, highlight=False, soft_wrap=True)
+
+
+@ingest_app.command("bots")
+def ingest_bots(
+    count: Annotated[Optional[bool], typer.Option("--count/--exclude", help="Count bots' replies as replies, or leave them out (the default).", show_default=False)] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bots' replies held per source, and whether reply counts and first-reply times include them."""
+    from devquarry.bots import bot_replies, count_bots, set_count_bots
+
+    with _store(db) as store:
+        if count is not None:
+            set_count_bots(store, count)
+        rows = bot_replies(store)
+        on = count_bots(store)
+    emit(rows, as_json=as_json, title="bots' replies: " + ("counted as replies" if on else "kept, but left out of reply counts and first-reply times"))
 
 
 @ingest_app.command("transcripts")

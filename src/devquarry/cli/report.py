@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
+import pandas as pd
 import typer
 
-from devquarry.cli.common import (CsvOpt, DbOpt, JsonOpt, _byte_progress, _store, app, emit, out)
+from devquarry.cli.common import (CsvOpt, DbOpt, JsonOpt, _steps, _store, app, emit, out)
 
 
 @app.command()
@@ -26,7 +27,9 @@ def runs(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False) -> 
     with _store(db, read_only=True) as store:
         df = store.runs()
     if not as_json and not as_csv:
-        df = df[["run_id", "command", "counts", "started_at", "ended_at"]]
+        df = df[["run_id", "command", "counts", "started_at", "ended_at"]].copy()
+        for col in ("started_at", "ended_at"):  # runs last seconds: a date alone says nothing
+            df[col] = pd.to_datetime(df[col], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S UTC")
     emit(df, as_json=as_json, as_csv=as_csv)
 
 
@@ -49,9 +52,8 @@ def demo(
     db: DbOpt = None,
 ) -> None:
     """Run the bundled Stack Overflow corpus through every step and write the report."""
-    from devquarry.demo import demo_source, run_demo
+    from devquarry.demo import run_demo
 
-    with _store(db) as store, _byte_progress(demo_source().total_bytes, "demo corpus") as advance:
-        counts, path = run_demo(store, out_, progress=advance)
-    emit(counts, title=f"demo corpus ingested into {store.path}")
-    out.print(f"report written to {path}")
+    with _store(db, create=True) as store, _steps() as steps:
+        _, path = run_demo(store, out_, steps=steps)
+    out.print(f"report written to {path}; store {store.path}", highlight=False, markup=False)

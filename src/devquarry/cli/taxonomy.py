@@ -153,9 +153,13 @@ def classify(
     if as_json or as_csv:
         emit(df, as_json=as_json, as_csv=as_csv)
         return
+    # A multi-label coder gives a thread several codes: a code's row counts the threads with it,
+    # the title each thread once.
+    threads = len(df[["source", "source_id"]].drop_duplicates())
     summary = df.groupby("code").agg(threads=("source_id", "size"), mean_score=("score", "mean")).sort_values("threads", ascending=False).reset_index()
-    summary["share"] = summary.threads / summary.threads.sum()
-    emit(summary, title=f"{len(df):,} threads coded into {codebook} ({method})")
+    summary["share"] = summary.threads / threads
+    extra = f"; {len(df):,} codes, a thread may have several" if len(df) != threads else ""
+    emit(summary, title=f"{threads:,} threads coded into {codebook} ({method}){extra}")
 
 
 @app.command()

@@ -37,6 +37,11 @@ class CrawlError(RuntimeError):
         self.url, self.status = url, status
 
 
+class Unreachable(CrawlError):
+    """The very first request could not connect (no such host, connection refused): retrying
+    would only make the user wait for the same answer."""
+
+
 class NotFound(CrawlError):
     """404 or 410: the item is gone (a topic deleted between the list and the fetch)."""
 
@@ -98,6 +103,7 @@ class HttpClient:
     archive: Archive | None = None
     replay: bool = False
     requests: int = 0
+    answered: int = 0  # responses received: until the first, a refused connection is final
     waited: float = 0.0
     _next_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -138,7 +144,7 @@ class HttpClient:
         if self.replay:
             rec = self.archive.get(key)
             if rec is None:
-                raise CrawlError(key, "not in the archive (replay makes no requests)")
+                raise CrawlError(key, "not in the archive (replay makes no requests; crawl without --replay to fetch it)")
             if rec["status"] in (404, 410):
                 raise NotFound(key, "gone", rec["status"])
             return Response(key, rec["status"], rec["headers"], json.loads(rec["body"]))
@@ -151,10 +157,18 @@ class HttpClient:
                 # An empty params mapping would make httpx drop the query already in the URL (a Link header's page).
                 resp = self._client.get(url, params=query or None)
                 body = resp.text
+            except httpx.ConnectError as exc:
+                if not self.answered:
+                    host = urlsplit(url).netloc
+                    raise Unreachable(key, f"cannot connect to {host} ({_reason(exc)}); check the address and the network") from None
+                last = exc.__class__.__name__
+                self._sleep(self.backoff * 2 ** attempt, key)
+                continue
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last = f"{exc.__class__.__name__}"
                 self._sleep(self.backoff * 2 ** attempt, key)
                 continue
+            self.answered += 1
             if resp.status_code in (404, 410):
                 if self.archive:
                     self.archive.put(key, resp.status_code, dict(resp.headers), body)
@@ -176,6 +190,15 @@ class HttpClient:
             _respect_quota(resp, data, self, key)
             return Response(key, resp.status_code, dict(resp.headers), data)
         raise CrawlError(key, f"gave up after {self.retries + 1} attempts ({last})")
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost cause, e.g. 'Name or service not known' or 'Connection refused'."""
+    while exc.__context__ is not None and exc.__cause__ is None and exc.__context__ is not exc:
+        exc = exc.__context__
+    cause = exc.__cause__ or exc
+    text = str(getattr(cause, "strerror", None) or cause)
+    return text.split("] ", 1)[-1] or cause.__class__.__name__
 
 
 def _rate_limited(resp: httpx.Response) -> bool:

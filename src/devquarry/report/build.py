@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 import devquarry
@@ -27,6 +29,21 @@ def _num(v, d=1) -> str:
     return "" if v is None or pd.isna(v) else f"{v:,.{d}f}"
 
 
+# After these, a long identifier may wrap (as a URL does at its slashes); letters and digits stay together.
+_SEPARATOR = re.compile(r"(?<=[._/:\-(\[=,])(?=\S)")
+
+
+def _breakable(text, longer_than: int = 30) -> Markup:
+    """Escaped text whose tokens longer than ``longer_than`` characters may wrap after punctuation
+    (``openai.error.APIConnectionError:``, ``github:openai/openai-python``): one such token would
+    otherwise set the least width of its whole column and push the table off the page."""
+    out = []
+    for part in re.split(r"(\s+)", "" if text is None else str(text)):
+        pieces = _SEPARATOR.split(part) if len(part) > longer_than else [part]
+        out.append(Markup("<wbr>").join(Markup.escape(x) for x in pieces))
+    return Markup("").join(out)
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("devquarry.report", "templates"),
@@ -34,8 +51,9 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["safe_url"] = _safe_url
-    env.filters["pct"] = lambda v: "" if v is None or pd.isna(v) else f"{v:.1%}"
+    env.filters["pct"] = lambda v, d=1: "" if v is None or pd.isna(v) else f"{v:.{d}%}"
     env.filters["num"] = _num
+    env.filters["breakable"] = _breakable
     env.filters["date"] = lambda v: "" if v is None or pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d")
     env.filters["ci"] = lambda r, col, scale=100: (
         "" if pd.isna(r.get(f"{col}_lo", float("nan"))) else
@@ -43,17 +61,31 @@ def _env() -> jinja2.Environment:
     return env
 
 
+def _distinct_titles(examples) -> list:
+    """A topic's example threads with copies of one question (same title) shown once."""
+    seen, out = set(), []
+    for ex in [] if examples is None else list(examples):
+        key = str(ex.get("title") or "").strip().lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(ex)
+    return out
+
+
 def _records(df: pd.DataFrame | None) -> list[dict] | None:
     return None if df is None else df.to_dict("records")
 
 
-def build_report(store: Store, out: str | Path = "report.html", *, title: str = "devquarry report") -> Path:
-    """Write the HTML report and return its path."""
+def build_report(store: Store, out: str | Path = "report.html", *, title: str = "devquarry report",
+                 data: dict | None = None) -> Path:
+    """Write the HTML report and return its path (``data``: `report_data`'s frames, if already computed)."""
     from devquarry.codebooks import load_codebook
     from devquarry.compare import side_by_side
+    from devquarry.hotspots import FIX_SUPPORT, MIN_LIMIT_SHARE, MIN_LIMIT_THREADS
+    from devquarry.report.data import MONTHLY_TAIL
     from devquarry.stats import RESAMPLES, SMALL_GROUP
 
-    data = report_data(store)
+    data = data if data is not None else report_data(store)
     if data.get("hotspots") is not None:
         add_similar(store, data["hotspots"])
     summary = data["summary"]
@@ -64,7 +96,7 @@ def build_report(store: Store, out: str | Path = "report.html", *, title: str = 
             "run_id": data["topic_run"],
             "params": data["topic_params"],
             "scores": data["topic_scores"],
-            "table": data["topics"].to_dict("records"),
+            "table": [dict(t, examples=_distinct_titles(t.get("examples"))) for t in data["topics"].to_dict("records")],
             "themes": data["themes"].to_dict("records"),
             "hotspots": _records(data["topic_hotspots"].head(10)),
         }
@@ -97,6 +129,11 @@ def build_report(store: Store, out: str | Path = "report.html", *, title: str = 
         by_group=_records(data.get("difficulty_by_group")),
         duplicates=(data["difficulty_by_source"].attrs.get("duplicates_dropped", 0) if data.get("difficulty_by_source") is not None else 0),
         trends=_records(data.get("trends")),
+        left_out=data.get("left_out") or {},
+        fix_support=FIX_SUPPORT,
+        min_limit_share=MIN_LIMIT_SHARE,
+        min_limit_threads=MIN_LIMIT_THREADS,
+        monthly_tail=MONTHLY_TAIL,
         compare=compare,
         hotspots=_records(data.get("hotspots")),
         playbook=playbook,

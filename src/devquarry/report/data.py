@@ -14,12 +14,67 @@ MONTHLY_SQL = """
 SELECT source, date_trunc('month', created_at) AS month, count(*) AS threads
 FROM threads WHERE created_at IS NOT NULL GROUP BY ALL ORDER BY source, month
 """
+# Over ``sel`` (metrics.select_groups by source): copies of a question are merged there, so the
+# Stack Overflow export's five copies of one 406k-view question show once.
 TOP_SQL = """
 SELECT source, title, url, views, reply_count, is_resolved, created_at
-FROM threads
+FROM sel
 QUALIFY row_number() OVER (PARTITION BY source ORDER BY views DESC NULLS LAST, reply_count DESC, created_at) <= ?
 ORDER BY source, views DESC NULLS LAST
 """
+# Groups that are no challenge of the codebook: left out of the per-code tables and charts.
+OFF_SUBJECT = ("irrelevant", "unclassified")
+# The monthly chart leaves out at most this share of the threads as a leading tail.
+MONTHLY_TAIL = 0.01
+
+
+def monthly_span(monthly: pd.DataFrame, tail: float = MONTHLY_TAIL) -> tuple[pd.DataFrame, dict]:
+    """The months the monthly chart shows, and what it leaves out.
+
+    The span starts with the last unbroken run of months with threads (all sources together), or
+    earlier where the months before that run hold more than ``tail`` of the threads: then at the
+    latest month before which at most ``tail`` of them lie. A couple of stray early questions (2010
+    in a corpus that starts in 2020) would otherwise stretch the axis over a decade of nothing.
+    Inside the span each source's months from its first to its last count zero where it had no
+    thread, so no line is drawn across an empty month. Returns (source, month, threads) and a note:
+    start, end, the threads left out and the first month they fall in."""
+    note = {"start": None, "end": None, "left_out": 0, "left_out_share": 0.0, "first": None, "threads": 0}
+    if monthly.empty:
+        return monthly, note
+    monthly = monthly.assign(month=pd.to_datetime(monthly.month, utc=True).dt.tz_localize(None))
+    totals = monthly.groupby("month").threads.sum().sort_index()
+    months = pd.date_range(totals.index.min(), totals.index.max(), freq="MS")
+    run = len(months)
+    while run > 0 and months[run - 1] in totals.index:
+        run -= 1
+    total = int(totals.sum())
+    before = totals.cumsum() - totals  # threads in the months before each month
+    start = min(months[run], before[before <= tail * total].index.max())
+    frames = []
+    for source, grp in monthly[monthly.month >= start].groupby("source", sort=False):
+        span = pd.date_range(grp.month.min(), grp.month.max(), freq="MS")
+        frames.append(grp.set_index("month").threads.reindex(span, fill_value=0).rename_axis("month").reset_index().assign(source=source))
+    kept = pd.concat(frames, ignore_index=True)[["source", "month", "threads"]]
+    left = int(totals[totals.index < start].sum())
+    note.update(start=start, end=totals.index.max(), left_out=left, left_out_share=left / total, threads=total,
+                first=totals.index.min() if left else None)
+    return kept, note
+
+
+def most_viewed(store: Store, top_n: int = 5) -> pd.DataFrame:
+    """The ``top_n`` most viewed threads per source, copies of a question merged as metrics merges them."""
+    from devquarry.metrics import select_groups
+
+    select_groups(store, "source")
+    try:
+        return store.query(TOP_SQL, [top_n])
+    finally:
+        store.con.execute("DROP TABLE IF EXISTS sel")
+        store.con.execute("DROP TABLE IF EXISTS sel_threads")
+
+
+def _drop_off_subject(df: pd.DataFrame | None) -> pd.DataFrame | None:
+    return None if df is None or "group" not in df else df[~df.group.isin(OFF_SUBJECT)].reset_index(drop=True)
 
 
 def report_codebook(store: Store) -> str | None:
@@ -44,6 +99,7 @@ def taxonomy_table(store: Store) -> dict | None:
     """Shares per code: the latest classify run's machine codes (if any) beside the hand labels in
     the store and the shares the codebook publishes."""
     from devquarry.codebooks import load_codebook
+    from devquarry.labeling import label_shares
 
     row = store.con.execute("SELECT run_id, params FROM run WHERE command = 'classify' ORDER BY run_id DESC LIMIT 1").fetchone()
     if row:
@@ -55,11 +111,16 @@ def taxonomy_table(store: Store) -> dict | None:
             return None
         run_id, params = None, {}
     cb = load_codebook(name)
-    machine = store.query("""SELECT code, count(DISTINCT (source, source_id)) AS threads FROM classification
-                             WHERE run_id = ? GROUP BY code""", [run_id]).set_index("code").threads
-    hand = store.query("""SELECT code, count(*) AS threads FROM label WHERE codebook = ? AND rank = 0 AND status = 'coded'
-                          GROUP BY code""", [cb.id]).set_index("code").threads
     level = params.get("level") or 0
+    # Codes deeper than the table's level (a forum label "C.2", or a machine code at subcategory
+    # level) count for their ancestor: a thread once per code at this level.
+    codes = store.query("SELECT DISTINCT source, source_id, code FROM classification WHERE run_id = ?", [run_id])
+    known = {c.id for c in cb.codes}
+    codes["code"] = [cb.ancestor(c, level) if c in known else c for c in codes.code]
+    machine = codes.drop_duplicates().groupby("code").size()
+    hand = pd.Series(dtype=int)
+    if store.con.execute("SELECT count(*) FROM label WHERE codebook = ?", [cb.id]).fetchone()[0]:
+        hand = label_shares(store, cb.id, level).set_index("code").threads
     rows = []
     for c in cb.at_level(level):
         rows.append({"code": c.id, "name": c.name, "machine": int(machine.get(c.id, 0)), "hand": int(hand.get(c.id, 0)),
@@ -83,10 +144,12 @@ def report_data(store: Store, top_n: int = 5, period: str = "quarter") -> dict:
     from devquarry.trends import series, trends
 
     by, codebook = report_grouping(store)
+    monthly, monthly_note = monthly_span(store.query(MONTHLY_SQL))
     data = {
         "summary": info(store),
-        "monthly": store.query(MONTHLY_SQL),
-        "top": store.query(TOP_SQL, [top_n]),
+        "monthly": monthly,
+        "monthly_note": monthly_note,
+        "top": most_viewed(store, top_n),
         "runs": store.query("SELECT run_id, command, params, versions, counts, started_at, ended_at FROM run ORDER BY run_id"),
         "topic_run": None,
         "by": by,
@@ -97,9 +160,11 @@ def report_data(store: Store, top_n: int = 5, period: str = "quarter") -> dict:
     if n == 0:
         return data
     data["difficulty_by_source"] = metrics(store, "source")
-    data["difficulty_by_group"] = metrics(store, by, codebook=codebook) if by != "source" else None
-    data["trends"] = trends(store, by, codebook=codebook, period=period)
-    data["series"] = series(store, by, codebook=codebook, period=period)
+    group = metrics(store, by, codebook=codebook) if by != "source" else None
+    data["left_out"] = {} if group is None else {g: int(n) for g, n in zip(group.group, group.threads) if g in OFF_SUBJECT}
+    data["difficulty_by_group"] = _drop_off_subject(group)
+    data["trends"] = _drop_off_subject(trends(store, by, codebook=codebook, period=period))
+    data["series"] = _drop_off_subject(series(store, by, codebook=codebook, period=period))
     data["taxonomy"] = taxonomy_table(store)
     data["compare"] = None
     if codebook:

@@ -16,7 +16,7 @@ _DIFFICULTY = ["group", "threads", "share", "views_median", "pct_no_reply", "pct
                "pct_unresolved_lo", "pct_unresolved_hi", "hours_to_first_reply_median", "hours_to_first_reply_mean",
                "hours_to_accepted_median", "days_to_close_median"]
 _TRENDS = ["group", "threads", "periods", "first_period", "last_period", "tau", "p_value", "slope", "slope_lo", "slope_hi", "trend"]
-_HOTSPOTS = ["group", "threads", "pct_unresolved", "popularity", "difficulty", "score", "is_hotspot", "fix", "limit", "limit_share"]
+_HOTSPOTS = ["group", "threads", "pct_unresolved", "popularity", "difficulty", "score", "is_hotspot", "fix", "fix_support", "limit", "limit_share"]
 
 
 def _cols(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:

@@ -15,11 +15,26 @@ def fragment(fig: go.Figure) -> str:
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, config={"displaylogo": False})
 
 
-def threads_per_month(monthly: pd.DataFrame) -> go.Figure:
+def monthly_caption(note: dict) -> str:
+    """What the monthly chart leaves out, in words (the chart's subtitle, so exported figures say it too)."""
+    if not note.get("left_out"):
+        return "Every thread is shown; a month without threads counts zero."
+    return (f"Left out: {note['left_out']:,} threads ({note['left_out_share']:.1%}) created before {note['start']:%Y-%m}, "
+            f"the first in {note['first']:%Y-%m}; a month without threads inside the span counts zero.")
+
+
+def threads_per_month(monthly: pd.DataFrame, note: dict | None = None) -> go.Figure:
+    """New threads per month over the span ``report.data.monthly_span`` chose (zeros filled in)."""
     fig = go.Figure()
     for source, grp in monthly.groupby("source", sort=False):
         fig.add_trace(go.Scatter(x=grp["month"], y=grp["threads"], mode="lines+markers", name=str(source)))
-    fig.update_layout(title="New threads per month", xaxis_title="month", yaxis_title="threads", **_LAYOUT)
+    title = "New threads per month"
+    if note and note.get("start") is not None:
+        title += f"<br><sup>{monthly_caption(note)}</sup>"
+        # The axis starts at the span, whatever plotly would pad.
+        fig.update_xaxes(range=[note["start"] - pd.Timedelta(days=10), note["end"] + pd.Timedelta(days=20)])
+    fig.update_layout(title=title, xaxis_title="month", yaxis_title="threads", showlegend=monthly.source.nunique() > 1,
+                      **dict(_LAYOUT, margin=dict(l=50, r=20, t=70, b=40)))
     return fig
 
 
@@ -50,17 +65,26 @@ def group_series(series: pd.DataFrame, period: str, top: int = 10) -> go.Figure:
 
 
 def unresolved_by_group(m: pd.DataFrame) -> go.Figure:
-    """Share unresolved per group with its 95% interval (the (all) row as a reference line)."""
+    """Share unresolved per group with its 95% interval (the (all) row as a reference line). The
+    value labels sit right of each interval's upper end, so the error bars never cross them."""
     rows = m[m.group != "(all)"].sort_values("pct_unresolved")
+    has_ci = "pct_unresolved_lo" in rows
     err = dict(type="data", symmetric=False, array=(rows.pct_unresolved_hi - rows.pct_unresolved) * 100,
-               arrayminus=(rows.pct_unresolved - rows.pct_unresolved_lo) * 100) if "pct_unresolved_lo" in rows else None
-    fig = go.Figure(go.Bar(x=rows.pct_unresolved * 100, y=rows.group.astype(str), orientation="h", error_x=err,
-                           text=[f"{v:.1%} (n={n:,})" for v, n in zip(rows.pct_unresolved, rows.threads)], textposition="inside"))
+               arrayminus=(rows.pct_unresolved - rows.pct_unresolved_lo) * 100) if has_ci else None
+    groups = rows.group.astype(str)
+    fig = go.Figure(go.Bar(x=rows.pct_unresolved * 100, y=groups, orientation="h", error_x=err, showlegend=False,
+                           hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
+    ends = (rows.pct_unresolved_hi.fillna(rows.pct_unresolved) if has_ci else rows.pct_unresolved) * 100
+    fig.add_trace(go.Scatter(x=ends + 1.5, y=groups, mode="text", textposition="middle right", showlegend=False, hoverinfo="skip",
+                             text=[f"{v:.1%} (n={n:,})" for v, n in zip(rows.pct_unresolved, rows.threads)], cliponaxis=False))
     overall = m[m.group == "(all)"]
     if not overall.empty:
-        fig.add_vline(x=float(overall.pct_unresolved.iloc[0]) * 100, line_dash="dot", annotation_text="all")
+        fig.add_vline(x=float(overall.pct_unresolved.iloc[0]) * 100, line_dash="dot", annotation_text="all",
+                      annotation_position="top")
     layout = dict(_LAYOUT, height=max(280, 28 * len(rows) + 100))
-    fig.update_layout(title="Share without an accepted answer (95% interval)", xaxis_title="% unresolved", xaxis_range=[0, 100], **layout)
+    # Room right of 100% for the labels; the ticks stop at 100.
+    fig.update_layout(title="Share without an accepted answer (95% interval)", xaxis_title="% unresolved",
+                      xaxis=dict(range=[0, 125], tickvals=list(range(0, 101, 20))), **layout)
     return fig
 
 
@@ -77,16 +101,28 @@ def hotspot_map(h: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def topics_over_time(over_time: pd.DataFrame, top: int = 8) -> go.Figure:
-    """Threads per period in each of the largest topics, stacked."""
+def topics_over_time(over_time: pd.DataFrame, top: int = 8, start: pd.Timestamp | None = None) -> go.Figure:
+    """Threads per period in each of the largest topics, stacked, from the quarter of ``start`` (the
+    monthly chart's span); a quarter without a topic's threads counts zero, so the stack stays true."""
+    over_time = over_time.assign(period=pd.to_datetime(over_time.period, utc=True).dt.tz_localize(None))
+    left = 0
+    first = pd.Timestamp(start).to_period("Q").start_time if start is not None else None
+    if first is not None and (over_time.period >= first).any():
+        left = int(over_time.loc[over_time.period < first, "threads"].sum())
+        over_time = over_time[over_time.period >= first]
     sizes = over_time.groupby("topic_id")["threads"].sum().sort_values(ascending=False)
+    periods = sorted(over_time.period.unique())
     fig = go.Figure()
     for topic_id in sizes.index[:top]:
         grp = over_time[over_time.topic_id == topic_id]
         label = f"{topic_id}: {grp['label'].iloc[0]}"
-        fig.add_trace(go.Scatter(x=grp["period"], y=grp["threads"], mode="lines+markers", name=label, stackgroup="one"))
-    fig.update_layout(title=f"Threads per quarter, {min(top, len(sizes))} largest topics", xaxis_title="quarter", yaxis_title="threads",
-                      legend=dict(font=dict(size=10)), **_LAYOUT)
+        y = grp.set_index("period").threads.reindex(periods, fill_value=0)
+        fig.add_trace(go.Scatter(x=y.index, y=y.values, mode="lines+markers", name=label, stackgroup="one"))
+    title = f"Threads per quarter, {min(top, len(sizes))} largest topics"
+    if left:
+        title += f"<br><sup>Left out: {left:,} threads before {periods[0]:%Y-%m} (as in the monthly chart).</sup>"
+    fig.update_layout(title=title, xaxis_title="quarter", yaxis_title="threads", legend=dict(font=dict(size=10)),
+                      **dict(_LAYOUT, margin=dict(l=50, r=20, t=70, b=40)))
     return fig
 
 
@@ -94,7 +130,7 @@ def report_figures(data: dict) -> dict[str, go.Figure]:
     """Every figure the report data supports, by file-friendly name."""
     figs = {}
     if not data["monthly"].empty:
-        figs["threads_per_month"] = threads_per_month(data["monthly"])
+        figs["threads_per_month"] = threads_per_month(data["monthly"], data.get("monthly_note"))
     if not data["summary"].empty:
         figs["resolved_share"] = resolved_share(data["summary"])
     if data.get("series") is not None and not data["series"].empty:
@@ -107,5 +143,5 @@ def report_figures(data: dict) -> dict[str, go.Figure]:
     if data.get("hotspots") is not None and len(data["hotspots"]) > 1:
         figs["hotspots"] = hotspot_map(data["hotspots"])
     if data.get("topic_run") is not None and not data["topics_over_time"].empty:
-        figs["topics_over_time"] = topics_over_time(data["topics_over_time"])
+        figs["topics_over_time"] = topics_over_time(data["topics_over_time"], start=(data.get("monthly_note") or {}).get("start"))
     return figs

@@ -18,7 +18,7 @@ from typing import Any
 from devquarry.errors import InputError
 from devquarry.model import Record, Reply, Thread
 from devquarry.sources.base import Source, int_field, load_json, time_field
-from devquarry.text import html_to_text
+from devquarry.text import html_to_text, repair
 
 _AVATAR_HOST = re.compile(r"/user_avatar/([^/]+)/")
 REGULAR_POST = 1  # post_type 2/3 are moderator and small actions ("closed the topic"), 4 whispers
@@ -158,7 +158,7 @@ def _topic_fields(topic: dict, path: Path, rec: str, host: str) -> dict:
     return dict(
         source=f"discourse:{host}",
         source_id=tid,
-        title=topic.get("title") or topic.get("fancy_title") or "",
+        title=repair(topic.get("title") or topic.get("fancy_title") or ""),
         url=f"https://{host}/t/{slug}/{tid}",
         tags=[t for t in tags if t],
         category=str(topic["category_id"]) if topic.get("category_id") is not None else None,

@@ -19,7 +19,7 @@ from typing import Any
 from devquarry.errors import InputError
 from devquarry.model import Record, Reply, Thread
 from devquarry.sources.base import Source, decode, int_field, load_json, read_bytes, time_field
-from devquarry.text import markdown_to_text
+from devquarry.text import markdown_to_text, repair
 
 _ISSUE_URL = re.compile(r"github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)")
 TEXT_KEYS = {"title", "body", "author", "html_url", "url", "api_url"}
@@ -110,7 +110,7 @@ class GitHubSource(Source):
         yield Thread(
             source=source,
             source_id=number,
-            title=str(issue.get("title") or ""),
+            title=repair(str(issue.get("title") or "")),
             url=url if m else f"https://github.com/{repo}/issues/{number}",
             body_text=text,
             code=code,
@@ -152,7 +152,7 @@ class GitHubSource(Source):
                 yield Thread(
                     source=f"github:{repo}",
                     source_id=m.group(2),
-                    title=title,
+                    title=repair(title),
                     url=url,
                     body_text=ptext,
                     code=code,

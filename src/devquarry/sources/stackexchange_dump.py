@@ -16,7 +16,7 @@ from lxml import etree
 from devquarry.errors import InputError
 from devquarry.model import Link, Record, Reply, Thread
 from devquarry.sources.base import Source, check_file, int_field, open_binary, time_field
-from devquarry.text import html_to_text
+from devquarry.text import html_to_text, repair
 
 # Every recent dump carries these two placeholder posts; they are not real questions.
 FAKE_POST_IDS = {"1000000001", "1000000010"}
@@ -99,7 +99,7 @@ class StackExchangeDump(Source):
             return Thread(
                 source=self.source,
                 source_id=pid,
-                title=row.get("Title", ""),
+                title=repair(row.get("Title", "")),
                 url=f"https://{self.site}/questions/{pid}",
                 body_text=text,
                 body_html=row.get("Body"),
@@ -158,7 +158,7 @@ class StackExchangeDump(Source):
             kind="comment",
             author=row.get("UserDisplayName") or row.get("UserId"),
             created_at=time_field(row.get("CreationDate"), self.comments, "CreationDate", line=line),
-            body_text=row.get("Text", ""),
+            body_text=repair(row.get("Text", "")),
             score=int_field(row.get("Score"), self.comments, "Score", line=line),
             raw=row,
         )

@@ -13,7 +13,7 @@ from typing import Any
 from devquarry.errors import InputError
 from devquarry.model import Record, Thread
 from devquarry.sources.base import Source, decode, int_field, read_bytes, time_field
-from devquarry.text import html_to_text
+from devquarry.text import html_to_text, repair
 
 FIELDS = {
     "source_id": "the thread's id in its source (default: taken from url)",
@@ -35,6 +35,26 @@ FIELDS = {
     "reply_count": "number of replies",
     "state": "state text",
     "label": "a hand label, kept for the taxonomy step",
+}
+# Column names that mean one of our fields, besides the field's own name (matched ignoring case).
+ALIASES = {
+    "id": "source_id",
+    "link": "url",
+    "created": "created_at",
+    "creation_date": "created_at",
+    "creationdate": "created_at",
+    "body_text": "body",
+}
+# What a file must give when no --map is passed (require_dates): without a date a thread falls
+# out of every trend and time figure, which is easy to miss when nothing was mapped by hand.
+REQUIRED = (("source_id", "url"), ("title", "body", "body_html"), ("created_at",))
+_HINTS = {
+    "source_id": ("id", "url", "link"),
+    "url": ("url", "link"),
+    "title": ("title", "subject", "name"),
+    "body": ("body", "text", "content"),
+    "body_html": ("body", "html"),
+    "created_at": ("creat", "date", "time", "posted"),
 }
 _ID_IN_URL = re.compile(r"/(?:questions|q|t/[^/]+|issues|pull)/(\d+)")
 _TRUE = {"1", "true", "yes", "y", "t", "solved", "resolved"}
@@ -64,10 +84,38 @@ def parse_mapping(spec: str | dict[str, str] | None) -> dict[str, str]:
     return mapping
 
 
+def auto_mapping(columns: list[str], mapping: dict[str, str]) -> dict[str, str]:
+    """The mapping in use: ``mapping`` plus every column named like a field (or an alias of
+    one), ignoring case, for the fields ``mapping`` leaves out; a field's own name wins."""
+    found: dict[str, str] = {}
+    for lookup in (lambda key: key if key in FIELDS else None, ALIASES.get):
+        for column in columns:
+            field = lookup(str(column).strip().lower())
+            if field and field not in mapping and field not in found:
+                found[field] = column
+    return {**found, **mapping}
+
+
+def _suggest(field: str, columns: list[str], taken: set[str]) -> str:
+    for hint in _HINTS.get(field, ()):
+        for column in columns:
+            if column not in taken and hint in str(column).lower():
+                return column
+    return "COLUMN"
+
+
 class TableSource(Source):
+    """Rows of a CSV, TSV, JSONL or XLSX file as threads.
+
+    ``mapping`` names the column for each field; columns named like a field are mapped too.
+    ``require_dates``: refuse a file that gives no created_at (the CLI asks for it when no
+    ``--map`` is passed); the mapping used for each file is in ``mappings``.
+    """
+
     kind = "table"
 
-    def __init__(self, paths, *, source: str, mapping: str | dict | None = None, encoding: str = "utf-8", sheet: str | None = None) -> None:
+    def __init__(self, paths, *, source: str, mapping: str | dict | None = None, encoding: str = "utf-8", sheet: str | None = None,
+                 require_dates: bool = False) -> None:
         super().__init__(paths)
         if not source or not re.fullmatch(r"[\w.:/@-]+", source):
             raise InputError(None, f"--source must be a short name (letters, digits, . : / - _), got {source!r}")
@@ -75,9 +123,12 @@ class TableSource(Source):
         self.mapping = parse_mapping(mapping)
         self.encoding = encoding
         self.sheet = sheet
+        self.require_dates = require_dates
+        self.mappings: dict[str, dict[str, str]] = {}
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "source": self.source, "map": self.mapping, "encoding": self.encoding}
+        return {**super().params(), "source": self.source, "map": self.mapping, "encoding": self.encoding,
+                "mapping_used": self.mappings}
 
     def records(self) -> Iterator[Record]:
         for path in self.paths:
@@ -85,20 +136,30 @@ class TableSource(Source):
             header = None
             for line, row in rows:
                 if header is None:
-                    header = set(row)
+                    header = list(row)
                     self._check_header(path, header)
                 yield self._thread(path, line, row)
 
-    def _check_header(self, path: Path, header: set[str]) -> None:
-        mapping = {**{f: f for f in FIELDS if f in header and f not in self.mapping}, **self.mapping}
+    def _check_header(self, path: Path, columns: list[str]) -> None:
+        header = set(columns)
+        mapping = auto_mapping(columns, self.mapping)
         for field, column in mapping.items():
             if column not in header:
                 raise InputError(path, f"column {column!r} (mapped to {field}) is not in the file; columns: {', '.join(sorted(header))}", field=column)
+        if self.require_dates:
+            missing = [group for group in REQUIRED if not set(group) & mapping.keys()]
+            if missing:
+                taken = set(mapping.values())
+                hint = ",".join(f"{g[0]}={_suggest(g[0], columns, taken)}" for g in missing)
+                names = " and ".join(" or ".join(g) for g in missing)
+                raise InputError(path, f"no column maps to {names} (needed: an id or url, a title or body, and created_at); "
+                                       f"columns found: {', '.join(map(str, columns))}; pass e.g. --map {hint}", field=missing[0][0])
         if not ({"source_id", "url"} & mapping.keys()):
             raise InputError(path, "map a column to source_id or url (e.g. --map url=Link)", field="source_id")
         if not ({"title", "body", "body_html"} & mapping.keys()):
             raise InputError(path, "map a column to title or body (e.g. --map title=Title)", field="title")
         self._effective = mapping
+        self.mappings[str(path)] = dict(sorted(mapping.items(), key=lambda kv: list(FIELDS).index(kv[0])))
 
     def _rows(self, path: Path) -> Iterator[tuple[int, dict]]:
         name = path.name.lower()
@@ -173,7 +234,7 @@ class TableSource(Source):
             found = _ID_IN_URL.search(str(url))
             source_id = found.group(1) if found else str(url)
         body_html = get("body_html")
-        text, code = html_to_text(body_html) if body_html else (get("body") or "", "")
+        text, code = html_to_text(body_html) if body_html else (repair(str(get("body") or "")), "")
 
         def ts(field):
             return time_field(get(field), path, m.get(field, field), line=line)
@@ -202,7 +263,7 @@ class TableSource(Source):
         return Thread(
             source=self.source,
             source_id=_id_text(source_id),
-            title=str(get("title") or ""),
+            title=repair(str(get("title") or "")),
             url=str(url) if url else None,
             body_text=str(text),
             body_html=body_html,

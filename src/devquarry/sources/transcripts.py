@@ -19,6 +19,7 @@ from typing import Any
 from devquarry.errors import InputError
 from devquarry.model import Record, Thread
 from devquarry.sources.base import Source, decode, read_bytes
+from devquarry.text import repair
 
 SOURCE = "transcript"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -123,7 +124,7 @@ class TranscriptSource(Source):
 
     def records(self) -> Iterator[Record]:
         for path in self.paths:
-            text = decode(read_bytes(path, self.progress), path, self.encoding)
+            text = repair(decode(read_bytes(path, self.progress), path, self.encoding))
             suffix = path.suffix.lower()
             if suffix in (".vtt", ".srt"):
                 cues = _cues(path, text)

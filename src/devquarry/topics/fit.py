@@ -50,8 +50,11 @@ def fit_topics(
     reduce_outliers: bool = True,
     quality: bool = True,
     progress=None,
+    stage=None,
 ) -> TopicResult:
-    """Fit a topic model on the store's threads and save it as a new run."""
+    """Fit a topic model on the store's threads and save it as a new run. ``progress(n)`` hears of
+    threads embedded; ``stage(description)`` of each later step (they have no count to show)."""
+    stage = stage or (lambda description, total=None: None)
     started = datetime.now(timezone.utc)
     if clustering not in CLUSTERINGS:
         raise InputError(None, f"unknown clustering {clustering!r}; use one of {', '.join(CLUSTERINGS)}", field="clustering")
@@ -64,8 +67,10 @@ def fit_topics(
     docs = [thread_text(t, b) for t, b in zip(threads["title"], threads["body_text"])]
     if len(docs) < max(2 * min_topic_size, 10):
         raise InputError(store.path, f"{len(docs)} threads are too few for topics with a minimum size of {min_topic_size}")
+    stage("embedding", len(docs))
     embedder = get_embedder(embedding)
     vectors = embed_threads(store, embedder, threads, progress)
+    stage("clustering")
     model = build_model(embedder, len(docs), clustering=clustering, min_topic_size=min_topic_size, nr_topics=nr_topics, seed=seed,
                         embedding_dim=vectors.shape[1])
     with warnings.catch_warnings():
@@ -76,6 +81,7 @@ def fit_topics(
             labels = model.reduce_outliers(docs, labels, strategy="embeddings", embeddings=vectors, threshold=0.3)
             model.update_topics(docs, topics=labels, top_n_words=TOP_N_WORDS, vectorizer_model=model.vectorizer_model,
                                 representation_model=model.representation_model)
+    stage("keywords and themes")
     labels = np.asarray(labels)
     info = model.get_topic_info()
     topic_ids = [int(t) for t in info.Topic if t != OUTLIER]
@@ -107,6 +113,7 @@ def fit_topics(
         "outlier_share": round(float(np.mean(labels == OUTLIER)), 4),
     }
     if quality and topic_ids:
+        stage("coherence (NPMI)")
         words = [keywords[t] for t in topic_ids]
         scores["npmi"] = round(npmi_coherence(words, docs), 4)
         scores["diversity"] = round(topic_diversity(words), 4)
@@ -120,5 +127,6 @@ def fit_topics(
         "reduce_outliers": reduce_outliers,
         "sources": sources,
     }
+    stage("saving")
     run_id = save_topic_run(store, params, scores, topic_frame, assignments, theme_frame, started)
     return TopicResult(run_id, topic_frame, assignments, theme_frame, scores, model)
