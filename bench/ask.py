@@ -41,13 +41,26 @@ def evaluate(index: HybridIndex, queries: list[tuple[str, str, str | None]]) -> 
     for mode in MODES:
         ranks = []
         for text, answer, skip in queries:
-            hits = index.search(text, k=100, mode=mode.split("-")[0], exclude={skip} if skip else None,
-                                fusion=mode.split("-")[1] if "-" in mode else "convex")
+            hits = index.search(
+                text,
+                k=100,
+                mode=mode.split("-")[0],
+                exclude={skip} if skip else None,
+                fusion=mode.split("-")[1] if "-" in mode else "convex",
+            )
             found = hits.index[hits.key == answer]
             ranks.append(int(found[0]) + 1 if len(found) else None)
         r = pd.Series(ranks, dtype=float)
-        rows.append({"mode": mode, "queries": len(r), "recall@1": (r <= 1).mean(), "recall@5": (r <= 5).mean(),
-                     "recall@10": (r <= 10).mean(), "MRR": (1 / r).fillna(0).mean()})
+        rows.append(
+            {
+                "mode": mode,
+                "queries": len(r),
+                "recall@1": (r <= 1).mean(),
+                "recall@5": (r <= 5).mean(),
+                "recall@10": (r <= 10).mean(),
+                "MRR": (1 / r).fillna(0).mean(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -61,8 +74,11 @@ def duplicates_task(folder: Path, embedding: str) -> tuple[HybridIndex, list]:
     index.update(docs)
     title = dict(zip(docs.source_id, docs.title))
     keys = set(docs.key)
-    queries = [(title[f], f"{source}|{t}", f"{source}|{f}") for f, t in zip(pairs.from_id, pairs.to_id)
-               if f in title and f"{source}|{t}" in keys]
+    queries = [
+        (title[f], f"{source}|{t}", f"{source}|{f}")
+        for f, t in zip(pairs.from_id, pairs.to_id)
+        if f in title and f"{source}|{t}" in keys
+    ]
     return index, queries
 
 
@@ -78,10 +94,14 @@ def latency(folder: Path, embedding: str, n_queries: int) -> dict:
     with Store(folder / "big.duckdb") as s:
         ingest_github(s, sorted(glob.glob(str(SHARED / "github-issues-llm-apps" / "*.json.gz"))))
         ingest_github(s, sorted(glob.glob(str(SHARED / "github-issues-llm-vendors" / "*.csv"))), encoding="utf-8,gb18030")
-        ingest_table(s, [SHARED / "stackoverflow-openai-api" / "questions_with_irrelevant.csv.gz"], source="stackoverflow",
-                     encoding="utf-8,latin-1")
+        ingest_table(
+            s,
+            [SHARED / "stackoverflow-openai-api" / "questions_with_irrelevant.csv.gz"],
+            source="stackoverflow",
+            encoding="utf-8,latin-1",
+        )
         docs = thread_docs(s, resolved_only=False)
-    held_out, base = docs.iloc[:100], docs.iloc[100:]
+    _held_out, base = docs.iloc[:100], docs.iloc[100:]
     index = HybridIndex(folder / "big-index", embedding)
     t = time.perf_counter()
     index.update(base)
@@ -99,8 +119,15 @@ def latency(folder: Path, embedding: str, n_queries: int) -> dict:
         t = time.perf_counter()
         reopened.search(text, k=10)
         times.append(time.perf_counter() - t)
-    return {"documents": len(docs), "build_s": build, "load_s": load, "update_100_s": update, "update": change,
-            "p50_ms": 1000 * float(np.percentile(times, 50)), "p95_ms": 1000 * float(np.percentile(times, 95))}
+    return {
+        "documents": len(docs),
+        "build_s": build,
+        "load_s": load,
+        "update_100_s": update,
+        "update": change,
+        "p50_ms": 1000 * float(np.percentile(times, 50)),
+        "p95_ms": 1000 * float(np.percentile(times, 95)),
+    }
 
 
 def main() -> None:
@@ -113,8 +140,11 @@ def main() -> None:
     pd.set_option("display.width", 200)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        tasks = [] if args.only == "latency" else [("(a) cstheory-meta duplicates", duplicates_task),
-                                                   ("(b) Stack Overflow title -> own body", known_item_task)]
+        tasks = (
+            []
+            if args.only == "latency"
+            else [("(a) cstheory-meta duplicates", duplicates_task), ("(b) Stack Overflow title -> own body", known_item_task)]
+        )
         for name, task in tasks:
             index, queries = task(folder, args.embedding)
             table = evaluate(index, queries)
@@ -126,10 +156,12 @@ def main() -> None:
         if args.only == "tasks":
             return
         lat = latency(folder, args.latency_embedding or args.embedding, args.queries)
-        print(f"\nlatency over {lat['documents']:,} threads ({args.queries} queries, hybrid, k=10, "
-              f"embedding {args.latency_embedding or args.embedding}): "
-              f"p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms; build {lat['build_s']:.1f} s, "
-              f"load {lat['load_s']:.2f} s, update with 100 new threads {lat['update_100_s']:.2f} s {lat['update']}")
+        print(
+            f"\nlatency over {lat['documents']:,} threads ({args.queries} queries, hybrid, k=10, "
+            f"embedding {args.latency_embedding or args.embedding}): "
+            f"p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms; build {lat['build_s']:.1f} s, "
+            f"load {lat['load_s']:.2f} s, update with 100 new threads {lat['update_100_s']:.2f} s {lat['update']}"
+        )
 
 
 if __name__ == "__main__":

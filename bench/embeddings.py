@@ -22,7 +22,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from devquarry.embeddings import get_embedder
 from devquarry.text import thread_text
-from devquarry.topics.pipeline import TOP_N_WORDS, build_model
+from devquarry.topics.ctfidf import class_tfidf
+from devquarry.topics.pipeline import kmeans_topics
 from devquarry.topics.quality import npmi_coherence, topic_diversity
 
 
@@ -55,12 +56,17 @@ def main() -> None:
         t0 = time.perf_counter()
         vectors = emb.encode(docs)
         rate = len(docs) / (time.perf_counter() - t0)
-        model = build_model(emb, len(docs))
-        labels, _ = model.fit_transform(docs, vectors)
-        words = [[w for w, _ in model.get_topic(t)][:TOP_N_WORDS] for t in sorted(set(labels)) if t != -1]
+        labels = kmeans_topics(vectors)
+        top = class_tfidf(docs, labels).top_words()
+        words = [top[t] for t in sorted(top) if t != -1]
         npmi, div = npmi_coherence(words, docs), topic_diversity(words)
-        f1 = cross_val_score(LogisticRegression(max_iter=2000, C=10.0), vectors, y, scoring="f1_macro",
-                             cv=StratifiedKFold(5, shuffle=True, random_state=42)).mean()
+        f1 = cross_val_score(
+            LogisticRegression(max_iter=2000, C=10.0),
+            vectors,
+            y,
+            scoring="f1_macro",
+            cv=StratifiedKFold(5, shuffle=True, random_state=42),
+        ).mean()
         if name == "lsa":  # LSA is fitted per corpus: queries and bodies share one fit
             emb.fit(docs)
         q, d = emb.encode(titles), emb.encode(bodies)
@@ -70,7 +76,9 @@ def main() -> None:
     base = next((r for r in rows if r[0] == "minilm"), None)
     if base:
         for r in rows:
-            print(f"{r[0]:10s} speed x{r[2] / base[2]:.1f} of minilm; macro-F1 {r[5] - base[5]:+.3f}; recall@10 {r[6] - base[6]:+.3f}")
+            print(
+                f"{r[0]:10s} speed x{r[2] / base[2]:.1f} of minilm; macro-F1 {r[5] - base[5]:+.3f}; recall@10 {r[6] - base[6]:+.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def build(target: Path, size_mb: int) -> int:
         out.write(b'<?xml version="1.0" encoding="utf-8"?>\n<posts>\n')
         while out.tell() < want:
             off = copies * step
-            chunk = b"\n".join(_IDS.sub(lambda m: m.group(1) + str(int(m.group(2)) + off).encode() + m.group(3), ln) for ln in lines)
+            chunk = b"\n".join(
+                _IDS.sub(lambda m, off=off: m.group(1) + str(int(m.group(2)) + off).encode() + m.group(3), ln) for ln in lines
+            )
             out.write(chunk + b"\n")
             copies += 1
         out.write(b"</posts>\n")
@@ -94,8 +96,11 @@ def run(label: str, size: int, fn) -> float:
         extra = fn(s.advance)
         secs = time.perf_counter() - t0
     mbps = size / 2**20 / secs
-    print(f"{label:9s} {secs:8.1f} s {mbps:8.1f} MB/s   RSS MiB at 10% {s.at(0.1):7.0f}  50% {s.at(0.5):7.0f}  "
-          f"100% {s.at(1.0):7.0f}  peak {s.peak:7.0f}   {extra or ''}", flush=True)
+    print(
+        f"{label:9s} {secs:8.1f} s {mbps:8.1f} MB/s   RSS MiB at 10% {s.at(0.1):7.0f}  50% {s.at(0.5):7.0f}  "
+        f"100% {s.at(1.0):7.0f}  peak {s.peak:7.0f}   {extra or ''}",
+        flush=True,
+    )
     return mbps
 
 
@@ -113,16 +118,21 @@ def main() -> None:
         t0 = time.perf_counter()
         copies = build(posts, args.size_mb)
         size = posts.stat().st_size
-        print(f"built {posts} : {size / 2**20:,.0f} MiB, {copies} copies of the excerpt ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"built {posts} : {size / 2**20:,.0f} MiB, {copies} copies of the excerpt ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
 
         def baseline(advance):
             n = 0
             with open(posts, "rb") as fh:
+
                 class R:
                     def read(self, k):
                         b = fh.read(k)
                         advance(len(b))
                         return b
+
                 for _, el in etree.iterparse(R(), tag="row"):
                     n += 1
                     el.clear()

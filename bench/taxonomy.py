@@ -29,9 +29,20 @@ SO = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted
 
 
 def row(task: str, method: str, r: dict, human: float | None, secs: float) -> dict:
-    out = {"task": task, "method": method, "n": r["n"], "accuracy": r["accuracy"], "macro_f1": r["macro_f1"],
-           "kappa": r["kappa"], "human_kappa": human, "seconds": secs}
-    print(f"{task:38s} {method:11s} n={r['n']:5d} acc={r['accuracy']:.3f} macroF1={r['macro_f1']:.3f} kappa={r['kappa']:.3f} ({secs:.0f} s)", flush=True)
+    out = {
+        "task": task,
+        "method": method,
+        "n": r["n"],
+        "accuracy": r["accuracy"],
+        "macro_f1": r["macro_f1"],
+        "kappa": r["kappa"],
+        "human_kappa": human,
+        "seconds": secs,
+    }
+    print(
+        f"{task:38s} {method:11s} n={r['n']:5d} acc={r['accuracy']:.3f} macroF1={r['macro_f1']:.3f} kappa={r['kappa']:.3f} ({secs:.0f} s)",
+        flush=True,
+    )
     return out
 
 
@@ -46,11 +57,19 @@ def main() -> None:
         store = Store(Path(tmp) / "bench.duckdb")
         ingest_table(store, [SHARED / "openai-forum-labelled" / "annotated_questions.csv.gz"], source="forum", mapping=FORUM)
         import_labels_from_threads(store, "chen2024-forum", "forum", "paper")
-        ingest_table(store, [SHARED / "stackoverflow-openai-api" / "questions_with_irrelevant.csv.gz"], source="so", mapping=SO, encoding="latin-1")
+        ingest_table(
+            store,
+            [SHARED / "stackoverflow-openai-api" / "questions_with_irrelevant.csv.gz"],
+            source="so",
+            mapping=SO,
+            encoding="latin-1",
+        )
         import_labels_from_threads(store, "chen2025-so-api", "so", "study")
-        tasks = [("chen2024-forum category (forum titles)", "chen2024-forum", 0, 0.812),
-                 ("chen2024-forum subcategory (forum titles)", "chen2024-forum", 1, 0.812),
-                 ("chen2025-so-api (SO title + body)", "chen2025-so-api", 0, 0.822)]
+        tasks = [
+            ("chen2024-forum category (forum titles)", "chen2024-forum", 0, 0.812),
+            ("chen2024-forum subcategory (forum titles)", "chen2024-forum", 1, 0.812),
+            ("chen2025-so-api (SO title + body)", "chen2025-so-api", 0, 0.822),
+        ]
         for task, cb, level, human in tasks:
             methods = ["supervised"] + ([] if args.skip_zero_shot else ["zero-shot"])
             for method in methods:
@@ -61,10 +80,22 @@ def main() -> None:
         texts = [thread_text(t, b) for t, b in zip(so.title, so.body_text)]
         gold = ["irrelevant" if lab == "0" else "relevant" for lab in so.label]
         t0 = time.perf_counter()
-        rows.append(row("relevance (SO, code 0 vs rest)", "supervised", scores(gold, cross_validated(texts, gold)), None, time.perf_counter() - t0))
+        rows.append(
+            row(
+                "relevance (SO, code 0 vs rest)",
+                "supervised",
+                scores(gold, cross_validated(texts, gold)),
+                None,
+                time.perf_counter() - t0,
+            )
+        )
         store.close()
     print()
-    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else pd.DataFrame(rows).round(3).to_string(index=False))
+    print(
+        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f")
+        if _has_tabulate()
+        else pd.DataFrame(rows).round(3).to_string(index=False)
+    )
 
 
 def _has_tabulate() -> bool:

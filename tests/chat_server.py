@@ -30,10 +30,23 @@ class ChatServer(LocalServer):
                     return self.send_json(500, {"error": "busy"})
                 prompt = body["messages"][-1]["content"]
                 titles = re.findall(r"^\[(\d+)\] (.*)$", prompt, flags=re.M)
-                text = (f"According to {titles[0][1]!r} [1], and as {titles[1][1]!r} also shows [2], the fix is in the "
-                        f"accepted answers; see also [9].") if len(titles) >= 2 else "The threads do not answer this."
-                self.send_json(200, {"id": "x", "object": "chat.completion", "model": body["model"],
-                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+                text = (
+                    (
+                        f"According to {titles[0][1]!r} [1], and as {titles[1][1]!r} also shows [2], the fix is in the "
+                        f"accepted answers; see also [9]."
+                    )
+                    if len(titles) >= 2
+                    else "The threads do not answer this."
+                )
+                self.send_json(
+                    200,
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+                    },
+                )
 
         return Handler

@@ -36,9 +36,7 @@ def static_model(models_home) -> Path:
 
 @pytest.fixture
 def shared() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip(f"real corpora not found at {SHARED} (set DEVQUARRY_SHARED_DATA)")
-    return SHARED
+    return _shared_or_skip()
 
 
 @pytest.fixture
@@ -58,6 +56,86 @@ def run_cli(*args: str, db: Path | None = None, cwd: Path | None = None, env: di
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=full_env, timeout=600)
 
 
+SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
+FORUM_MAP = "source_id=ID,title=Title,url=Link,is_resolved=Solved,label=Label"
+
+# Building these fixtures takes longer than a quick loop should: a test that uses one is `slow`.
+SLOW_FIXTURES = {"demo_db", "demo_copy", "static_model"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def copy_store(db: Path, folder: Path) -> Path:
+    """A private copy of a store (and its ask index, if it has one) in ``folder``."""
+    import shutil
+
+    copy = folder / db.name
+    shutil.copy(db, copy)
+    index = db.with_name(db.name + ".index")
+    if index.is_dir():
+        shutil.copytree(index, copy.with_name(copy.name + ".index"))
+    return copy
+
+
+def _shared_or_skip() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"real corpora not found at {SHARED} (set DEVQUARRY_SHARED_DATA)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def so_db(tmp_path_factory) -> Path:
+    """The 2,299 hand-labelled Stack Overflow questions, ingested once per session (labels not imported).
+    Open it read-only; a test that writes takes ``so_copy`` (or ``copy_store`` in a module fixture)."""
+    path = _shared_or_skip() / "stackoverflow-openai-api" / "questions_labelled.csv.gz"
+    from devquarry import ingest_table
+
+    db = tmp_path_factory.mktemp("so") / "so.duckdb"
+    with Store(db) as s:
+        ingest_table(s, [path], source="stackoverflow", mapping=SO_MAP)
+    return db
+
+
+@pytest.fixture(scope="session")
+def so_labelled_db(so_db, tmp_path_factory) -> Path:
+    """``so_db`` with the study's hand labels imported into chen2025-so-api (rater "study")."""
+    from devquarry.labeling import import_labels_from_threads
+
+    db = copy_store(so_db, tmp_path_factory.mktemp("so-labelled"))
+    with Store(db) as s:
+        counts = import_labels_from_threads(s, "chen2025-so-api", "stackoverflow", "study")
+    assert counts.coded.iloc[0] == 2299
+    return db
+
+
+@pytest.fixture(scope="session")
+def forum_labelled_db(tmp_path_factory) -> Path:
+    """The 1,183 hand-labelled forum questions with the paper's labels imported into chen2024-forum."""
+    path = _shared_or_skip() / "openai-forum-labelled" / "annotated_questions.csv.gz"
+    from devquarry import ingest_table
+    from devquarry.labeling import import_labels_from_threads
+
+    db = tmp_path_factory.mktemp("forum-labelled") / "forum.duckdb"
+    with Store(db) as s:
+        ingest_table(s, [path], source="openai-forum-labelled", mapping=FORUM_MAP)
+        import_labels_from_threads(s, "chen2024-forum", "openai-forum-labelled", "paper")
+    return db
+
+
+@pytest.fixture
+def so_copy(so_db, tmp_path) -> Path:
+    return copy_store(so_db, tmp_path)
+
+
+@pytest.fixture
+def so_labelled_copy(so_labelled_db, tmp_path) -> Path:
+    return copy_store(so_labelled_db, tmp_path)
+
+
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory) -> Path:
     """One `devquarry demo` store for the whole session (built by the real command, once).
@@ -73,11 +151,4 @@ def demo_db(tmp_path_factory) -> Path:
 @pytest.fixture
 def demo_copy(demo_db, tmp_path) -> Path:
     """A private copy of the session's demo store (and its ask index, if one was built)."""
-    import shutil
-
-    db = tmp_path / "demo.duckdb"
-    shutil.copy(demo_db, db)
-    index = demo_db.with_name(demo_db.name + ".index")
-    if index.is_dir():
-        shutil.copytree(index, db.with_name(db.name + ".index"))
-    return db
+    return copy_store(demo_db, tmp_path)

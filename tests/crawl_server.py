@@ -17,13 +17,12 @@ import gzip
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from lxml import etree
-
 from local_server import LocalServer, QuietHandler
+from lxml import etree
 
 TOPICS_PER_PAGE = 30
 FIRST_CHUNK = 5  # Discourse sends 20; fewer here so that more topics need their rest fetched by id
@@ -44,8 +43,15 @@ class Forum:
         """A new reply arrives: the topic moves to the top of /latest."""
         t = self.topics[topic_id]
         last = t["post_comments"][-1]
-        post = {**copy.deepcopy(last), "id": 10**9 + len(t["post_comments"]), "post_number": last["post_number"] + 1,
-                "cooked": cooked, "created_at": when, "post_type": 1, "reply_to_post_number": None}
+        post = {
+            **copy.deepcopy(last),
+            "id": 10**9 + len(t["post_comments"]),
+            "post_number": last["post_number"] + 1,
+            "cooked": cooked,
+            "created_at": when,
+            "post_type": 1,
+            "reply_to_post_number": None,
+        }
         post.pop("accepted_answer", None)
         t["post_comments"].append(post)
         t["posts_count"] += 1
@@ -55,12 +61,26 @@ class Forum:
         return sorted(self.topics.values(), key=lambda t: (t["last_posted_at"], t["id"]), reverse=True)
 
     def latest(self, page: int, base: str) -> dict:
-        rows = self.ordered()[page * TOPICS_PER_PAGE:(page + 1) * TOPICS_PER_PAGE]
+        rows = self.ordered()[page * TOPICS_PER_PAGE : (page + 1) * TOPICS_PER_PAGE]
         more = (page + 1) * TOPICS_PER_PAGE < len(self.topics)
-        entries = [{k: t[k] for k in ("id", "title", "slug", "posts_count", "reply_count", "views", "like_count",
-                                      "created_at", "last_posted_at")} | {"bumped_at": t["last_posted_at"], "pinned": False,
-                                                                          "category_id": 7, "has_accepted_answer": False}
-                   for t in rows]
+        entries = [
+            {
+                k: t[k]
+                for k in (
+                    "id",
+                    "title",
+                    "slug",
+                    "posts_count",
+                    "reply_count",
+                    "views",
+                    "like_count",
+                    "created_at",
+                    "last_posted_at",
+                )
+            }
+            | {"bumped_at": t["last_posted_at"], "pinned": False, "category_id": 7, "has_accepted_answer": False}
+            for t in rows
+        ]
         out = {"users": [], "topic_list": {"per_page": TOPICS_PER_PAGE, "topics": entries}}
         if more:
             out["topic_list"]["more_topics_url"] = f"/latest?page={page + 1}"
@@ -88,22 +108,48 @@ class Issues:
         self.issues, self.comments = [], {}
         for it in items:
             n = int(it["issue_number"])
-            self.comments[n] = [{"id": c.get("id") or n * 1000 + j, "user": {"login": c.get("author")}, "body": c.get("body"),
-                                 "created_at": c.get("created_at")} for j, c in enumerate(it.get("comments") or [])]
-            self.issues.append({"number": n, "title": it["title"], "body": it.get("body"), "state": it["state"],
-                                "state_reason": "completed" if it["state"] == "closed" else None,
-                                "user": {"login": it.get("author")}, "created_at": it["created_at"], "updated_at": it["updated_at"],
-                                "closed_at": it.get("closed_at"), "labels": [{"name": str(x)} for x in it.get("labels") or []],
-                                "comments": len(self.comments[n]), "html_url": it["html_url"],
-                                "comments_url": f"{base}/repos/{self.repo}/issues/{n}/comments"})
-        pr = dict(self.issues[0], number=999999, title="a pull request", pull_request={"url": "x"},
-                  html_url=f"https://github.com/{self.repo}/pull/999999", comments=0)
+            self.comments[n] = [
+                {
+                    "id": c.get("id") or n * 1000 + j,
+                    "user": {"login": c.get("author")},
+                    "body": c.get("body"),
+                    "created_at": c.get("created_at"),
+                }
+                for j, c in enumerate(it.get("comments") or [])
+            ]
+            self.issues.append(
+                {
+                    "number": n,
+                    "title": it["title"],
+                    "body": it.get("body"),
+                    "state": it["state"],
+                    "state_reason": "completed" if it["state"] == "closed" else None,
+                    "user": {"login": it.get("author")},
+                    "created_at": it["created_at"],
+                    "updated_at": it["updated_at"],
+                    "closed_at": it.get("closed_at"),
+                    "labels": [{"name": str(x)} for x in it.get("labels") or []],
+                    "comments": len(self.comments[n]),
+                    "html_url": it["html_url"],
+                    "comments_url": f"{base}/repos/{self.repo}/issues/{n}/comments",
+                }
+            )
+        pr = dict(
+            self.issues[0],
+            number=999999,
+            title="a pull request",
+            pull_request={"url": "x"},
+            html_url=f"https://github.com/{self.repo}/pull/999999",
+            comments=0,
+        )
         self.issues.append(pr)
         self.comments[999999] = []
 
     def page(self, since: str | None, page: int) -> tuple[list, bool]:
-        rows = sorted((i for i in self.issues if since is None or i["updated_at"] >= since), key=lambda i: (i["updated_at"], i["number"]))
-        return rows[(page - 1) * ISSUES_PER_PAGE: page * ISSUES_PER_PAGE], page * ISSUES_PER_PAGE < len(rows)
+        rows = sorted(
+            (i for i in self.issues if since is None or i["updated_at"] >= since), key=lambda i: (i["updated_at"], i["number"])
+        )
+        return rows[(page - 1) * ISSUES_PER_PAGE : page * ISSUES_PER_PAGE], page * ISSUES_PER_PAGE < len(rows)
 
 
 class Questions:
@@ -118,16 +164,29 @@ class Questions:
             if a.get("PostTypeId") == "1":
                 qid = int(a["Id"])
                 self.questions[qid] = {
-                    "question_id": qid, "title": a.get("Title"), "body": a.get("Body"), "link": f"https://{host}/questions/{qid}",
+                    "question_id": qid,
+                    "title": a.get("Title"),
+                    "body": a.get("Body"),
+                    "link": f"https://{host}/questions/{qid}",
                     "tags": [t for t in a.get("Tags", "").replace("<", "|").replace(">", "|").split("|") if t],
-                    "score": int(a.get("Score", 0)), "view_count": int(a.get("ViewCount", 0)), "answer_count": int(a.get("AnswerCount", 0)),
+                    "score": int(a.get("Score", 0)),
+                    "view_count": int(a.get("ViewCount", 0)),
+                    "answer_count": int(a.get("AnswerCount", 0)),
                     "accepted_answer_id": int(a["AcceptedAnswerId"]) if a.get("AcceptedAnswerId") else None,
-                    "creation_date": _epoch(a["CreationDate"] + "Z"), "last_activity_date": _epoch(a["LastActivityDate"] + "Z"),
-                    "owner": owner}
+                    "creation_date": _epoch(a["CreationDate"] + "Z"),
+                    "last_activity_date": _epoch(a["LastActivityDate"] + "Z"),
+                    "owner": owner,
+                }
             elif a.get("PostTypeId") == "2":
                 aid = int(a["Id"])
-                self.answers[aid] = {"answer_id": aid, "question_id": int(a["ParentId"]), "body": a.get("Body"),
-                                     "score": int(a.get("Score", 0)), "creation_date": _epoch(a["CreationDate"] + "Z"), "owner": owner}
+                self.answers[aid] = {
+                    "answer_id": aid,
+                    "question_id": int(a["ParentId"]),
+                    "body": a.get("Body"),
+                    "score": int(a.get("Score", 0)),
+                    "creation_date": _epoch(a["CreationDate"] + "Z"),
+                    "owner": owner,
+                }
         for ans in self.answers.values():
             q = self.questions.get(ans["question_id"])
             ans["is_accepted"] = bool(q and q["accepted_answer_id"] == ans["answer_id"])
@@ -171,8 +230,11 @@ class CrawlServer(LocalServer):
                 if fault == "429-retry-after":
                     return self.send_json(429, {"message": "slow down"}, {"Retry-After": "1"})
                 if fault == "ratelimit":  # GitHub's spent hourly quota, reset in a second
-                    return self.send_json(403, {"message": "API rate limit exceeded"},
-                                      {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 1)})
+                    return self.send_json(
+                        403,
+                        {"message": "API rate limit exceeded"},
+                        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 1)},
+                    )
                 if fault == "500":
                     return self.send_json(500, {"errors": ["oops"]})
                 if fault == "slow":
@@ -221,14 +283,17 @@ class CrawlServer(LocalServer):
 
     def _paged(self, items: list, q: dict) -> dict:
         page, size = int(q.get("page", ["1"])[0]), int(q.get("pagesize", ["30"])[0])
-        rows = items[(page - 1) * size: page * size]
+        rows = items[(page - 1) * size : page * size]
         return {"items": rows, "has_more": page * size < len(items), "quota_max": 10000, "quota_remaining": 9000}
 
     def _questions(self, q: dict) -> dict:
         tagged = set((q.get("tagged", [""])[0]).split(";")) - {""}
         low = int(q.get("min", ["0"])[0])
-        rows = [x for x in self.questions.questions.values()
-                if x["last_activity_date"] >= low and (not tagged or tagged & set(x["tags"]))]
+        rows = [
+            x
+            for x in self.questions.questions.values()
+            if x["last_activity_date"] >= low and (not tagged or tagged & set(x["tags"]))
+        ]
         rows.sort(key=lambda x: (x["last_activity_date"], x["question_id"]))
         out = self._paged(rows, q)
         return out

@@ -4,17 +4,15 @@ import json
 
 import pandas as pd
 import pytest
-
 from chat_server import ChatServer
 from conftest import SHARED, run_cli
+
 from devquarry import Store, ingest_stackexchange, ingest_table
 from devquarry.ask import ask, open_index
 from devquarry.ask.answer import hit_bodies
 from devquarry.ask.draft import ABSTAIN, count_tokens, draft
-from devquarry.labeling import import_labels_from_threads
 
 pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="real corpora not found")
-SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
 OFF_TOPIC = "What temperature should I bake a rye sourdough loaf at, and for how long?"
 
 
@@ -30,7 +28,9 @@ def se_db(tmp_path_factory):
 def test_ask_finds_the_resolved_thread_and_its_answer(se_db):
     with Store(se_db) as s:
         target = s.query("""SELECT t.source_id, t.title, t.body_text FROM threads t JOIN replies r ON r.source = t.source
-                            AND r.thread_id = t.source_id WHERE t.is_resolved AND r.is_accepted ORDER BY t.views DESC LIMIT 1""").iloc[0]
+                            AND r.thread_id = t.source_id WHERE t.is_resolved AND r.is_accepted ORDER BY t.views DESC LIMIT 1""").iloc[
+            0
+        ]
         # A new question in the words of the resolved one: its title and the start of its body.
         hits = ask(s, f"{target.title} {target.body_text[:300]}", k=5, embedding="lsa")
         unresolved = set(s.query("SELECT source_id FROM threads WHERE NOT is_resolved").source_id)
@@ -45,32 +45,40 @@ def test_ask_finds_the_resolved_thread_and_its_answer(se_db):
     assert not off.attrs["confident"]
 
 
-def test_index_is_persisted_and_updated_incrementally(tmp_path):
-    db = tmp_path / "so.duckdb"
-    path = SHARED / "stackoverflow-openai-api" / "questions_labelled.csv.gz"
-    with Store(db) as s:
-        ingest_table(s, [path], source="stackoverflow", mapping=SO_MAP)
+def test_index_is_persisted_and_updated_incrementally(so_copy, tmp_path):
+    with Store(so_copy) as s:
         index, first = open_index(s, "lsa")
         resolved = s.con.execute("SELECT count(*) FROM threads WHERE is_resolved").fetchone()[0]
         assert first["added"] == first["documents"] and resolved - 10 < first["documents"] <= resolved  # copies merged
         _, again = open_index(s, "lsa")
         assert again == {"documents": first["documents"], "added": 0, "removed": 0, "refit": False}
         new = tmp_path / "new.csv"
-        pd.DataFrame([{"url": "https://stackoverflow.com/questions/1/x", "title": "Whisper transcribes my mp3 with timestamps off by 30s",
-                       "body": "the segments drift", "has_accepted_answer": 1, "created_time": "2024-05-01"}]).to_csv(new, index=False)
+        pd.DataFrame(
+            [
+                {
+                    "url": "https://stackoverflow.com/questions/1/x",
+                    "title": "Whisper transcribes my mp3 with timestamps off by 30s",
+                    "body": "the segments drift",
+                    "has_accepted_answer": 1,
+                    "created_time": "2024-05-01",
+                }
+            ]
+        ).to_csv(new, index=False)
         ingest_table(s, [new], source="stackoverflow", mapping="created_at=created_time,is_resolved=has_accepted_answer")
         index, third = open_index(s, "lsa")
     assert third["added"] == 1 and third["documents"] == first["documents"] + 1 and not third["refit"]
     assert index.search("whisper timestamps drift mp3", k=1).key.iloc[0] == "stackoverflow|1"
 
 
-def test_category_and_fix_from_the_neighbours(tmp_path):
-    db = tmp_path / "so.duckdb"
-    with Store(db) as s:
-        ingest_table(s, [SHARED / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP)
-        import_labels_from_threads(s, "chen2025-so-api", "stackoverflow", "study")
-        hits = ask(s, "How do I prepare a JSONL training file to fine-tune gpt-3.5-turbo on my examples?", k=10,
-                   codebook="chen2025-so-api", embedding="lsa")
+def test_category_and_fix_from_the_neighbours(so_labelled_copy):
+    with Store(so_labelled_copy) as s:
+        hits = ask(
+            s,
+            "How do I prepare a JSONL training file to fine-tune gpt-3.5-turbo on my examples?",
+            k=10,
+            codebook="chen2025-so-api",
+            embedding="lsa",
+        )
     assert hits.attrs["category"] == "fine-tuning" and hits.attrs["fix"] == "fine-tuning"
     assert 0.5 <= hits.attrs["category_share"] <= 1.0
 

@@ -5,8 +5,8 @@ import shutil
 
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from devquarry import Store, ingest_table
 from devquarry.ask import ask, open_index, similar_resolved
 from devquarry.demo import DEMO_MAPPING, DEMO_SOURCE, demo_corpus
@@ -29,6 +29,7 @@ def _small_store(tmp_path, resolved: int, unresolved: int = 0):
     return db
 
 
+@pytest.mark.slow
 def test_minilm_index_reopens_in_a_new_process_and_in_the_same_one(tmp_path):
     db = _small_store(tmp_path, 150)
     question = "How do I handle the rate limit error from the OpenAI API?"
@@ -83,8 +84,17 @@ def test_off_subject_question_names_no_category_or_fix(demo_copy):
     out = json.loads(js.stdout)
     assert out["confident"] is False
     assert out["category"] is None and out["fix"] is None and out["category_share"] is None
-    assert out["category_vote"]["category"] in {"chat", "embeddings", "audio", "assistants", "fine-tuning",
-                                                "image-generation", "code-generation", "gpt-actions", "others"}
+    assert out["category_vote"]["category"] in {
+        "chat",
+        "embeddings",
+        "audio",
+        "assistants",
+        "fine-tuning",
+        "image-generation",
+        "code-generation",
+        "gpt-actions",
+        "others",
+    }
     with Store(demo_copy, read_only=True) as s:
         hits = ask(s, OFF_SUBJECT, embedding="lsa", codebook="chen2025-so-api")
     assert hits.attrs["category"] is None and hits.attrs["fix"] is None and not hits.attrs["confident"]
@@ -101,7 +111,8 @@ def test_ask_on_a_store_with_nothing_resolved(tmp_path):
         assert str(db) in proc.stderr and "no resolved threads" in proc.stderr
     with Store(open_only) as s:
         assert similar_resolved(s, [{"source": DEMO_SOURCE, "source_id": "1", "title": "rate limit", "body_text": ""}]) == {
-            f"{DEMO_SOURCE}|1": []}
+            f"{DEMO_SOURCE}|1": []
+        }
 
 
 def test_a_source_choice_filters_the_one_index(demo_copy):

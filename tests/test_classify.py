@@ -1,33 +1,23 @@
+"""Coding threads into taxonomies: supervised (cross-validated), zero-shot, by topic, multi-label."""
+
 import json
 
 import pytest
+from conftest import SO_MAP, copy_store, run_cli
 
-from conftest import run_cli
 from devquarry import Store, ingest_table
-from devquarry.classify import UNCLASSIFIED, SupervisedCoder, classify
-from devquarry.evaluate import evaluate
-from devquarry.labeling import import_labels_from_threads, labels_frame
-from devquarry.topics import fit_topics
-
-FORUM_MAP = "source_id=ID,title=Title,url=Link,is_resolved=Solved,label=Label"
-SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
+from devquarry.labeling import labels_frame
 
 
 @pytest.fixture(scope="module")
-def forum_db(tmp_path_factory):
-    from conftest import SHARED
-
-    if not SHARED.is_dir():
-        pytest.skip("real corpora not found")
-    path = SHARED / "openai-forum-labelled" / "annotated_questions.csv.gz"
-    db = tmp_path_factory.mktemp("classify") / "forum.duckdb"
-    with Store(db) as s:
-        ingest_table(s, [path], source="openai-forum-labelled", mapping=FORUM_MAP)
-        import_labels_from_threads(s, "chen2024-forum", "openai-forum-labelled", "paper")
-    return db
+def forum_db(forum_labelled_db, tmp_path_factory):
+    """This module's own copy of the labelled forum store: its tests add codes and a topic run."""
+    return copy_store(forum_labelled_db, tmp_path_factory.mktemp("classify"))
 
 
 def test_forum_titles_supervised_cross_validated(forum_db):
+    from devquarry.evaluate import evaluate
+
     with Store(forum_db) as s:
         cat = evaluate(s, "chen2024-forum", level=0)
         sub = evaluate(s, "chen2024-forum", level=1)
@@ -37,11 +27,12 @@ def test_forum_titles_supervised_cross_validated(forum_db):
     assert sub["n"] < cat["n"] and sub["left_out"] and 0.2 < sub["kappa"] < 0.6
 
 
-def test_stackoverflow_api_categories(tmp_path, shared):
-    with Store(tmp_path / "so.duckdb") as s:
-        ingest_table(s, [shared / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP)
-        counts = import_labels_from_threads(s, "chen2025-so-api", "stackoverflow", "study")
-        assert counts.coded.iloc[0] == 2299
+@pytest.mark.slow
+def test_stackoverflow_api_categories(so_labelled_db):
+    from devquarry.evaluate import evaluate
+
+    with Store(so_labelled_db, read_only=True) as s:
+        assert (labels_frame(s, "chen2025-so-api", 0).status == "coded").sum() == 2299
         r = evaluate(s, "chen2025-so-api")
     assert r["n"] == 2299 and 0.7 < r["kappa"] < 0.9
     per = r["per_code"].set_index("code")
@@ -49,6 +40,9 @@ def test_stackoverflow_api_categories(tmp_path, shared):
 
 
 def test_classify_saves_codes_and_topic_method(forum_db):
+    from devquarry.classify import UNCLASSIFIED, classify
+    from devquarry.topics import fit_topics
+
     with Store(forum_db) as s:
         out = classify(s, "chen2024-forum", method="supervised")
         # The forum codebook is multi-label: every thread gets at least one code, some get two.
@@ -76,12 +70,19 @@ def test_classify_saves_codes_and_topic_method(forum_db):
         assert (merged.groupby("topic_id").code.first() == majority).all()
 
 
+@pytest.mark.slow
 def test_relevance_code_0_against_the_rest(tmp_path, shared):
     from devquarry.evaluate import cross_validated, scores
     from devquarry.text import thread_text
 
     with Store(tmp_path / "so.duckdb") as s:
-        ingest_table(s, [shared / "stackoverflow-openai-api" / "questions_with_irrelevant.csv.gz"], source="so", mapping=SO_MAP, encoding="latin-1")
+        ingest_table(
+            s,
+            [shared / "stackoverflow-openai-api" / "questions_with_irrelevant.csv.gz"],
+            source="so",
+            mapping=SO_MAP,
+            encoding="latin-1",
+        )
         so = s.threads("so")
     gold = ["irrelevant" if lab == "0" else "relevant" for lab in so.label]
     assert gold.count("irrelevant") == 1782
@@ -90,6 +91,9 @@ def test_relevance_code_0_against_the_rest(tmp_path, shared):
 
 
 def test_zero_shot_needs_no_labels(forum_db):
+    from devquarry.classify import UNCLASSIFIED, classify
+    from devquarry.evaluate import evaluate
+
     with Store(forum_db) as s:
         r = evaluate(s, "chen2024-forum", method="zero-shot", level=0)
         out = classify(s, "chen2024-forum", method="zero-shot", threshold=0.99)
@@ -98,6 +102,8 @@ def test_zero_shot_needs_no_labels(forum_db):
 
 
 def test_multi_label_coder(forum_db):
+    from devquarry.classify import SupervisedCoder
+
     with Store(forum_db) as s:
         frame = labels_frame(s, "chen2024-forum", 0).query("status == 'coded'")
         threads = s.threads().merge(frame, on=["source", "source_id"])
@@ -108,8 +114,21 @@ def test_multi_label_coder(forum_db):
 
 
 def test_cli_evaluate_with_a_gold_sheet(forum_db, shared):
-    proc = run_cli("evaluate", "--codebook", "chen2024-forum", "--gold", str(shared / "openai-forum-labelled" / "annotated_questions.csv.gz"),
-                   "--label-column", "Label", "--source", "openai-forum-labelled", "--id-column", "ID", "--json", db=forum_db)
+    proc = run_cli(
+        "evaluate",
+        "--codebook",
+        "chen2024-forum",
+        "--gold",
+        str(shared / "openai-forum-labelled" / "annotated_questions.csv.gz"),
+        "--label-column",
+        "Label",
+        "--source",
+        "openai-forum-labelled",
+        "--id-column",
+        "ID",
+        "--json",
+        db=forum_db,
+    )
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["n"] == 1038 and r["level"] == "category" and len(r["per_code"]) == 6

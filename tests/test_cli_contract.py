@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
@@ -11,18 +10,21 @@ import time
 
 import psutil
 import pytest
+from conftest import ROOT, run_cli
 
 from devquarry import Store
 from devquarry.crawl import CrawlError, HttpClient
-from conftest import ROOT, run_cli
 
 
-@pytest.mark.parametrize("args, says", [
-    (["ingets"], "No such command 'ingets'"),
-    (["metrics", "--bogus"], "No such option: --bogus"),
-    (["topics", "--min-topic-size", "abc"], "Invalid value for '--min-topic-size'"),
-    (["ingest", "table"], "Missing argument"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["ingets"], "No such command 'ingets'"),
+        (["metrics", "--bogus"], "No such option: --bogus"),
+        (["topics", "--min-topic-size", "abc"], "Invalid value for '--min-topic-size'"),
+        (["ingest", "table"], "Missing argument"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(args, says, tmp_path):
     proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
@@ -31,8 +33,17 @@ def test_usage_errors_exit_2_with_one_line(args, says, tmp_path):
     assert "Error" not in lines[0].split(":")[0] and "UsageError" not in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("args", [["metrics"], ["topics"], ["classify", "--codebook", "chen2025-so-api"], ["report"],
-                                  ["ask", "rate limit"], ["labels", "shares", "--codebook", "chen2025-so-api"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["metrics"],
+        ["topics"],
+        ["classify", "--codebook", "chen2025-so-api"],
+        ["report"],
+        ["ask", "rate limit"],
+        ["labels", "shares", "--codebook", "chen2025-so-api"],
+    ],
+)
 def test_commands_on_a_missing_store_exit_2_and_create_nothing(args, tmp_path):
     db = tmp_path / "missing.duckdb"
     proc = run_cli(*args, db=db, cwd=tmp_path)
@@ -53,8 +64,12 @@ def test_ctrl_c_exits_130_and_leaves_the_store_as_it_was(tmp_path, shared):
     assert run_cli("ingest", "discourse", str(shared / "discourse-openai-forum" / "latest.json"), db=db).returncode == 0
     files = sorted(str(p) for p in (shared / "github-issues-llm-apps").glob("*.json.gz"))
     files += sorted(str(p) for p in (shared / "github-issues-llm-vendors").glob("*.csv"))
-    proc = subprocess.Popen([sys.executable, "-m", "devquarry", "ingest", "github", *files, "--encoding", "utf-8,gb18030",
-                             "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devquarry", "ingest", "github", *files, "--encoding", "utf-8,gb18030", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # Interrupt once imports are done and parsing has begun (CPU time, not wall time: the machine may be busy).
     watched = psutil.Process(proc.pid)
     while proc.poll() is None and watched.cpu_times().user < 3.0:
@@ -92,8 +107,9 @@ def test_runs_show_times_and_topics_help_names_the_real_default(demo_db):
 
 def test_replay_of_an_empty_archive_does_not_promise_a_resume(tmp_path):
     (tmp_path / "arch").mkdir()
-    proc = run_cli("crawl", "discourse", "http://127.0.0.1:9", "--replay", "--archive", str(tmp_path / "arch"),
-                   db=tmp_path / "c.duckdb")
+    proc = run_cli(
+        "crawl", "discourse", "http://127.0.0.1:9", "--replay", "--archive", str(tmp_path / "arch"), db=tmp_path / "c.duckdb"
+    )
     assert proc.returncode == 2 and "not in the archive" in proc.stderr
     assert "run the same command again" not in proc.stderr
 

@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import run_cli
+
 from devquarry import InputError
 from devquarry.codebooks import list_codebooks, load_codebook
 
@@ -33,7 +33,10 @@ def test_playbook_covers_every_challenge_code():
 
 BAD = {
     "dup": ("id: x\nname: X\ncodes:\n  - {id: A, name: a}\n  - {id: A, name: b}\n", "code A: field 'id': duplicate code id"),
-    "parent": ("id: x\nname: X\ncodes:\n  - {id: A.1, name: a, parent: A}\n", "code A.1: field 'parent': parent 'A' is not a code"),
+    "parent": (
+        "id: x\nname: X\ncodes:\n  - {id: A.1, name: a, parent: A}\n",
+        "code A.1: field 'parent': parent 'A' is not a code",
+    ),
     "share": ("id: x\nname: X\ncodes:\n  - {id: A, name: a, share: 140}\n", "code A: field 'share'"),
     "name": ("id: x\nname: X\ncodes:\n  - {id: A}\n", "code A: field 'name': required"),
     "yaml": ("id: x\nname: [X\ncodes: []\n", "invalid YAML"),
@@ -53,8 +56,10 @@ def test_bad_codebooks_name_the_code_and_field(case, tmp_path):
 
 def test_user_codebook_and_cli(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text("id: mine\nname: My taxonomy\nlevels: [area, issue]\ncodes:\n  - {id: infra, name: Infrastructure}\n"
-                    "  - {id: infra.gpu, name: GPUs, parent: infra, keywords: [cuda, gpu]}\n")
+    path.write_text(
+        "id: mine\nname: My taxonomy\nlevels: [area, issue]\ncodes:\n  - {id: infra, name: Infrastructure}\n"
+        "  - {id: infra.gpu, name: GPUs, parent: infra, keywords: [cuda, gpu]}\n"
+    )
     cb = load_codebook(path)
     assert cb.code("infra.gpu").level == 1 and cb.levels == ("area", "issue")
     proc = run_cli("codebooks", "show", str(path), "--json")

@@ -7,8 +7,8 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import SHARED, run_cli
+
 from devquarry import Store, ingest_table
 from devquarry.compare import compare
 from devquarry.hotspots import hotspots
@@ -29,8 +29,12 @@ def forum_coded(tmp_path_factory):
         pytest.skip("real corpora not found")
     db = tmp_path_factory.mktemp("forum") / "f.duckdb"
     with Store(db) as s:
-        ingest_table(s, [FORUM], source="openai-forum-labelled", mapping="source_id=ID,title=Title,url=Link,is_resolved=Solved,label=Label")
-        import_labels(s, FORUM, "chen2024-forum", rater="paper", label_column="Label", source="openai-forum-labelled", id_column="ID")
+        ingest_table(
+            s, [FORUM], source="openai-forum-labelled", mapping="source_id=ID,title=Title,url=Link,is_resolved=Solved,label=Label"
+        )
+        import_labels(
+            s, FORUM, "chen2024-forum", rater="paper", label_column="Label", source="openai-forum-labelled", id_column="ID"
+        )
     proc = run_cli("classify", "--codebook", "chen2024-forum", db=db)
     assert proc.returncode == 0, proc.stderr
     return db, proc.stdout
@@ -38,12 +42,15 @@ def forum_coded(tmp_path_factory):
 
 # Item 3: code assignments are not threads.
 
+
 def test_code_rows_count_threads_and_all_counts_each_thread_once(forum_coded):
     db, classify_out = forum_coded
     raw = pd.read_csv(FORUM)
     with Store(db, read_only=True) as s:
         m = metrics(s, "code", codebook="chen2024-forum").set_index("group")
-        per_code = s.query("SELECT code, count(DISTINCT (source, source_id)) AS n FROM classification GROUP BY code").set_index("code").n
+        per_code = (
+            s.query("SELECT code, count(DISTINCT (source, source_id)) AS n FROM classification GROUP BY code").set_index("code").n
+        )
         assignments = s.con.execute("SELECT count(*) FROM classification").fetchone()[0]
         long = compare(s, "chen2024-forum")
     assert assignments > len(raw) == 1183  # the coder gave some threads two codes
@@ -60,6 +67,7 @@ def test_code_rows_count_threads_and_all_counts_each_thread_once(forum_coded):
 
 # Item 4: hand labels or a machine run, and the output says which.
 
+
 def test_metrics_by_hand_labels_reproduce_the_readme_table(demo_db):
     with Store(demo_db, read_only=True) as s:
         hand = metrics(s, "code", codebook=SO_CODES, labels="study").set_index("group")
@@ -69,7 +77,10 @@ def test_metrics_by_hand_labels_reproduce_the_readme_table(demo_db):
     # README "What the real data say": all 2,291, 77.4% [75.7, 79.1]; GPT Actions 31, 96.8%.
     assert hand.loc["(all)", "threads"] == 2291
     assert round(hand.loc["(all)", "pct_unresolved"] * 100, 1) == 77.4
-    assert (round(hand.loc["(all)", "pct_unresolved_lo"] * 100, 1), round(hand.loc["(all)", "pct_unresolved_hi"] * 100, 1)) == (75.7, 79.1)
+    assert (round(hand.loc["(all)", "pct_unresolved_lo"] * 100, 1), round(hand.loc["(all)", "pct_unresolved_hi"] * 100, 1)) == (
+        75.7,
+        79.1,
+    )
     assert hand.loc["gpt-actions", "threads"] == 31 and round(hand.loc["gpt-actions", "pct_unresolved"] * 100, 1) == 96.8
     assert hand.attrs["codes_from"] == "hand labels (rater study)"
     assert machine.attrs["codes_from"] == f"classify run {run} (supervised)" and "irrelevant" in machine.index
@@ -99,6 +110,7 @@ def test_cli_labels_and_run_for_every_code_grouping(demo_db):
 
 
 # Item 6: each group over its own span; what was dropped is said.
+
 
 @pytest.fixture(scope="module")
 def so_and_repos(demo_db, tmp_path_factory):
@@ -161,6 +173,7 @@ def test_cli_trends_says_what_it_dropped(so_and_repos):
 
 # Item 8: unknown codebooks are named; hotspots finds the store's codebook.
 
+
 @pytest.mark.parametrize("command", [["metrics", "--by", "code"], ["trends", "--by", "code"], ["compare"], ["hotspots"]])
 def test_unknown_codebook_exits_2_naming_it(demo_db, command):
     proc = run_cli(*command, "--codebook", "nope", db=demo_db)
@@ -176,8 +189,16 @@ def test_hotspots_without_codebook_uses_the_stores(demo_db, tmp_path):
     assert f"using {SO_CODES}" in proc.stderr and "classify run" in proc.stderr
     # A store with no codebook groups by source, and says so.
     db = tmp_path / "gh.duckdb"
-    assert run_cli("ingest", "github", str(APPS / "agno-agi_agno_labeled_issues.json.gz"),
-                   str(APPS / "mem0ai_mem0_labeled_issues.json.gz"), db=db).returncode == 0
+    assert (
+        run_cli(
+            "ingest",
+            "github",
+            str(APPS / "agno-agi_agno_labeled_issues.json.gz"),
+            str(APPS / "mem0ai_mem0_labeled_issues.json.gz"),
+            db=db,
+        ).returncode
+        == 0
+    )
     proc = run_cli("hotspots", "--json", db=db)
     assert proc.returncode == 0, proc.stderr
     assert {r["group"] for r in json.loads(proc.stdout)} == {"github:agno-agi/agno", "github:mem0ai/mem0"}

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED, run_cli
 from crawl_server import CrawlServer
+
 from devquarry import Store, ingest_discourse, ingest_stackexchange
 from devquarry.crawl import Archive, CrawlError, DiscourseCrawler, GitHubCrawler, HttpClient, StackExchangeCrawler
 
@@ -40,8 +40,14 @@ def test_discourse_crawl_survives_faults_and_matches_the_file(tmp_path, server):
     ordered = server.forum.ordered()
     deleted, flaky, slow = ordered[3]["id"], ordered[40]["id"], ordered[70]["id"]
     server.gone.add(deleted)
-    server.faults.update({"/latest.json": ["429"], f"/t/{flaky}.json": ["500", "truncate"], f"/t/{slow}.json": ["slow"],
-                          f"/t/{ordered[100]['id']}/posts.json": ["500"]})
+    server.faults.update(
+        {
+            "/latest.json": ["429"],
+            f"/t/{flaky}.json": ["500", "truncate"],
+            f"/t/{slow}.json": ["slow"],
+            f"/t/{ordered[100]['id']}/posts.json": ["500"],
+        }
+    )
     server.slow_seconds = 2.0
     with Store(tmp_path / "c.duckdb") as s, _client(tmp_path) as client:
         counts = DiscourseCrawler(s, client, server.base).run()
@@ -82,7 +88,9 @@ def test_second_crawl_fetches_only_what_changed(tmp_path, server):
         new = s.query("SELECT body_text FROM reply WHERE thread_id = ? ORDER BY created_at DESC LIMIT 1", [str(busy["id"])])
     tid = busy["id"]
     chunks = -(-(len(busy["post_comments"]) - 5) // 20)
-    assert server.paths() == ["/latest.json?page=0", f"/t/{tid}.json"] + [p for p in server.paths()[2:] if p.startswith(f"/t/{tid}/posts.json")]
+    assert server.paths() == ["/latest.json?page=0", f"/t/{tid}.json"] + [
+        p for p in server.paths()[2:] if p.startswith(f"/t/{tid}/posts.json")
+    ]
     assert len(server.paths()) == 2 + chunks and counts["threads"] == 1
     assert new.body_text[0] == "Fixed by rotating the key."
     server.requests.clear()
@@ -91,6 +99,7 @@ def test_second_crawl_fetches_only_what_changed(tmp_path, server):
     assert server.paths() == ["/latest.json?page=0"]
 
 
+@pytest.mark.slow
 def test_killed_crawl_resumes_to_the_same_store(tmp_path, server):
     full = tmp_path / "full.duckdb"
     proc = run_cli("crawl", "discourse", server.base, "--rate", "6000", db=full)
@@ -171,18 +180,31 @@ def test_stackexchange_api_into_the_dump_tables(tmp_path, server):
     # The key reached the server and nothing else: not the archive, not the store.
     blobs = [p.read_bytes() for p in (tmp_path / "archive").iterdir()]
     import gzip
+
     assert blobs and not any(b"SECRETKEY123" in gzip.decompress(b) for b in blobs)
     assert b"SECRETKEY123" not in db.read_bytes()
 
 
 def test_cli_github_token_never_written(tmp_path, server):
     db = tmp_path / "g.duckdb"
-    proc = run_cli("crawl", "github", server.issues.repo, "--api-url", server.base, "--rate", "6000", "--token-env", "DQ_TOKEN",
-                   db=db, env={"DQ_TOKEN": "ghp_TOPSECRET"})
+    proc = run_cli(
+        "crawl",
+        "github",
+        server.issues.repo,
+        "--api-url",
+        server.base,
+        "--rate",
+        "6000",
+        "--token-env",
+        "DQ_TOKEN",
+        db=db,
+        env={"DQ_TOKEN": "ghp_TOPSECRET"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert any(h.get("Authorization") == "Bearer ghp_TOPSECRET" for h in server.headers_seen)
     assert "TOPSECRET" not in proc.stdout + proc.stderr and b"TOPSECRET" not in db.read_bytes()
     import gzip
+
     archive = Path(f"{db}.archive")
     assert not any(b"TOPSECRET" in gzip.decompress(p.read_bytes()) for p in archive.iterdir())
     server.requests.clear()

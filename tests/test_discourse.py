@@ -1,6 +1,7 @@
 import json
 
 from conftest import FIXTURES
+
 from devquarry import ingest_discourse
 
 HOST = "discourse:community.openai.com"
@@ -41,8 +42,13 @@ def test_topic_list_is_partial_and_never_overwrites_a_full_copy(store, shared):
     body = store.threads().set_index("source_id").loc[str(full["id"]), "body_text"]
     assert body
     listing = json.loads((shared / "discourse-openai-forum" / "latest.json").read_text())
-    entry = dict(listing["topic_list"]["topics"][0], id=full["id"], slug=full["slug"], views=full["views"] + 10,
-                 last_posted_at="2030-01-01T00:00:00.000Z")
+    entry = dict(
+        listing["topic_list"]["topics"][0],
+        id=full["id"],
+        slug=full["slug"],
+        views=full["views"] + 10,
+        last_posted_at="2030-01-01T00:00:00.000Z",
+    )
     listing["topic_list"]["topics"] = [entry] + listing["topic_list"]["topics"][1:]
     path = store.path.parent / "latest.json"
     path.write_text(json.dumps(listing))

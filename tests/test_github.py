@@ -2,6 +2,7 @@ import gzip
 import json
 
 from conftest import FIXTURES
+
 from devquarry import ingest_github
 
 

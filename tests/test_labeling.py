@@ -3,13 +3,22 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 from sklearn.metrics import cohen_kappa_score
 
-from conftest import run_cli
 from devquarry import Store, ingest_table
 from devquarry.codebooks import load_codebook
-from devquarry.labeling import (agreement, fleiss_kappa, import_labels, label_shares, parse_label, read_sheet, sample_size,
-                                stratified_sample, write_sheet)
+from devquarry.labeling import (
+    agreement,
+    fleiss_kappa,
+    import_labels,
+    label_shares,
+    parse_label,
+    read_sheet,
+    sample_size,
+    stratified_sample,
+    write_sheet,
+)
 
 FORUM_MAP = "source_id=ID,title=Title,url=Link,is_resolved=Solved,label=Label"
 
@@ -39,7 +48,9 @@ def test_parse_the_messy_label_strings():
 
 def test_forum_labels_beside_the_published_shares(forum):
     store, path = forum
-    counts = import_labels(store, path, "chen2024-forum", rater="paper", label_column="Label", source="openai-forum-labelled", id_column="ID")
+    counts = import_labels(
+        store, path, "chen2024-forum", rater="paper", label_column="Label", source="openai-forum-labelled", id_column="ID"
+    )
     row = counts.iloc[0]
     assert (row.coded, row.irrelevant, row.blank, row.uncertain) == (1038, 145, 0, 58)
     shares = label_shares(store, "chen2024-forum", level=0).set_index("code")
@@ -48,7 +59,9 @@ def test_forum_labels_beside_the_published_shares(forum):
     # Every category's share in this published sample is within 3 points of the paper's.
     assert (shares.share - shares.published_share).abs().max() < 0.03
     # Importing again replaces, it does not add.
-    import_labels(store, path, "chen2024-forum", rater="paper", label_column="Label", source="openai-forum-labelled", id_column="ID")
+    import_labels(
+        store, path, "chen2024-forum", rater="paper", label_column="Label", source="openai-forum-labelled", id_column="ID"
+    )
     assert store.con.execute("SELECT count(DISTINCT source_id) FROM label").fetchone()[0] == 1183
 
 
@@ -77,6 +90,7 @@ def test_sheet_round_trip_and_agreement(forum, tmp_path):
     assert result["confusion"].loc["E", "A"] == n_moved
     wide = result["disagreements"]
     assert set(wide["ana"]) == {"E"} and set(wide["ben"]) == {"A"}
+
     # The kappa is Cohen's on the primary categories of the same threads.
     def primary(label):
         parsed = parse_label(label, cb)
@@ -90,8 +104,20 @@ def test_sheet_round_trip_and_agreement(forum, tmp_path):
 
 def test_fleiss_kappa_textbook_example():
     # Fleiss (1971) as reproduced in most references: 10 subjects, 14 raters, 5 categories, kappa 0.210.
-    table = np.array([[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-                      [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]])
+    table = np.array(
+        [
+            [0, 0, 0, 0, 14],
+            [0, 2, 6, 4, 2],
+            [0, 0, 3, 5, 6],
+            [0, 3, 9, 2, 0],
+            [2, 2, 8, 1, 1],
+            [7, 7, 0, 0, 0],
+            [3, 2, 6, 3, 0],
+            [2, 5, 3, 2, 2],
+            [6, 5, 2, 1, 0],
+            [0, 2, 2, 3, 7],
+        ]
+    )
     assert fleiss_kappa(table) == pytest.approx(0.210, abs=0.001)
 
 
@@ -99,11 +125,40 @@ def test_cli_labels_import_shares_agreement(forum, tmp_path):
     store, path = forum
     db = store.path
     store.close()
-    bad = run_cli("labels", "import", str(path), "--codebook", "chen2025-so-api", "--label-column", "Label", "--rater", "x",
-                  "--source", "openai-forum-labelled", "--id-column", "ID", db=db)
+    bad = run_cli(
+        "labels",
+        "import",
+        str(path),
+        "--codebook",
+        "chen2025-so-api",
+        "--label-column",
+        "Label",
+        "--rater",
+        "x",
+        "--source",
+        "openai-forum-labelled",
+        "--id-column",
+        "ID",
+        db=db,
+    )
     assert bad.returncode == 2 and "line 2" in bad.stderr and "field 'Label'" in bad.stderr and "not in codebook" in bad.stderr
-    ok = run_cli("labels", "import", str(path), "--codebook", "chen2024-forum", "--label-column", "Label", "--rater", "paper",
-                 "--source", "openai-forum-labelled", "--id-column", "ID", "--json", db=db)
+    ok = run_cli(
+        "labels",
+        "import",
+        str(path),
+        "--codebook",
+        "chen2024-forum",
+        "--label-column",
+        "Label",
+        "--rater",
+        "paper",
+        "--source",
+        "openai-forum-labelled",
+        "--id-column",
+        "ID",
+        "--json",
+        db=db,
+    )
     assert ok.returncode == 0, ok.stderr
     shares = json.loads(run_cli("labels", "shares", "--codebook", "chen2024-forum", "--json", db=db).stdout)
     assert {r["code"]: r["threads"] for r in shares}["B"] == 249

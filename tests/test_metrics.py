@@ -2,20 +2,15 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import run_cli
-from devquarry import Store, ingest_discourse, ingest_github, ingest_table
-from devquarry.labeling import import_labels_from_threads
+
+from devquarry import Store, ingest_discourse, ingest_github
 from devquarry.metrics import metrics
 
-SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
 
-
-def test_stackoverflow_difficulty_per_api_category(tmp_path, shared):
+def test_stackoverflow_difficulty_per_api_category(so_labelled_db, shared):
     path = shared / "stackoverflow-openai-api" / "questions_labelled.csv.gz"
-    with Store(tmp_path / "so.duckdb") as s:
-        ingest_table(s, [path], source="stackoverflow", mapping=SO_MAP)
-        import_labels_from_threads(s, "chen2025-so-api", "stackoverflow", "study")
+    with Store(so_labelled_db, read_only=True) as s:
         m = metrics(s, "code", codebook="chen2025-so-api").set_index("group")
     raw = pd.read_csv(path)
     # Eight rows repeat a question under a duplicate's id (same title and time): counted once.
@@ -40,7 +35,11 @@ def test_stackoverflow_difficulty_per_api_category(tmp_path, shared):
     hours = raw.dropna(subset=["accepted_time"])
     hours = (pd.to_datetime(hours.accepted_time) - pd.to_datetime(hours.created_time)).dt.total_seconds() / 3600
     assert m.loc["(all)", "hours_to_accepted_median"] == pytest.approx(hours[hours >= 0].median(), rel=1e-6)
-    assert m.loc["(all)", "hours_to_accepted_median_lo"] < m.loc["(all)", "hours_to_accepted_median"] < m.loc["(all)", "hours_to_accepted_median_hi"]
+    assert (
+        m.loc["(all)", "hours_to_accepted_median_lo"]
+        < m.loc["(all)", "hours_to_accepted_median"]
+        < m.loc["(all)", "hours_to_accepted_median_hi"]
+    )
 
 
 def test_forum_and_github_difficulty(tmp_path, shared):
@@ -60,10 +59,8 @@ def test_forum_and_github_difficulty(tmp_path, shared):
     assert len(complete) >= 159
 
 
-def test_cli_metrics_by_period(tmp_path, shared):
-    db = tmp_path / "p.duckdb"
-    with Store(db) as s:
-        ingest_table(s, [shared / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP)
+def test_cli_metrics_by_period(so_copy):
+    db = so_copy
     rows = json.loads(run_cli("metrics", "--by", "period", "--period", "year", "--json", db=db).stdout)
     assert rows[0]["group"] == "(all)" and sum(r["threads"] for r in rows[1:]) == 2291
     rows = json.loads(run_cli("metrics", "--by", "period", "--period", "year", "--keep-duplicates", "--json", db=db).stdout)

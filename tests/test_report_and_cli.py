@@ -2,8 +2,8 @@ import json
 
 import lxml.html
 import pandas as pd
-
 from conftest import run_cli
+
 from devquarry import Store, build_report, ingest_table
 from devquarry.demo import demo_corpus
 from devquarry.store import SCHEMA_VERSION
@@ -15,7 +15,12 @@ def test_report_escapes_every_post_string(tmp_path):
     csv = tmp_path / "evil.csv"
     pd.DataFrame(
         [
-            {"url": "https://stackoverflow.com/questions/1/x", "title": EVIL_TITLE, "body": "<script>document.write(1)</script>", "views": 999},
+            {
+                "url": "https://stackoverflow.com/questions/1/x",
+                "title": EVIL_TITLE,
+                "body": "<script>document.write(1)</script>",
+                "views": 999,
+            },
             {"url": "javascript:alert(2)", "title": "a javascript link", "body": "b", "views": 5},
         ]
     ).to_csv(csv, index=False)
@@ -62,7 +67,9 @@ def test_second_demo_adds_nothing_and_records_its_runs(demo_copy, tmp_path):
 
 def test_db_from_environment(tmp_path, shared):
     db = tmp_path / "env.duckdb"
-    proc = run_cli("ingest", "discourse", str(shared / "discourse-openai-forum" / "latest.json"), "--json", env={"DEVQUARRY_DB": str(db)})
+    proc = run_cli(
+        "ingest", "discourse", str(shared / "discourse-openai-forum" / "latest.json"), "--json", env={"DEVQUARRY_DB": str(db)}
+    )
     assert proc.returncode == 0, proc.stderr
     rows = {r["table"]: r for r in json.loads(proc.stdout)}
     assert rows["thread"]["new"] == 30

@@ -4,49 +4,64 @@ import shutil
 
 import pandas as pd
 import pytest
+from conftest import copy_store, run_cli
 from PIL import Image
 
-from conftest import run_cli
 from devquarry import Store, build_report, ingest_discourse, ingest_table
-from devquarry.labeling import import_labels_from_threads
-from devquarry.topics import fit_topics
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL_TITLE = '<script>alert("x")</script> Why does <img src=x onerror=alert(1)> break my RAG?'
-SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
 
 needs_chromium = pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
-def _store(tmp_path, shared, labels: bool):
+def _store(tmp_path, shared, so_db, labels: bool):
     """The Stack Overflow questions (with the study's hand labels, or grouped by forum category
     without them), the forum topics, and hostile posts in one store."""
     evil = tmp_path / "evil.csv"
-    rows = [{"url": f"https://example.org/t/{i}", "title": f"how do I cite sources {i}", "body": "plain", "views": i,
-             "category": "rag" if i % 3 else "prompts", "resolved": i % 2 == 0, "created_at": f"2024-0{1 + i % 9}-01"} for i in range(14)]
-    rows.append({"url": "https://example.org/t/evil", "title": EVIL_TITLE, "body": "<script>document.title='pwned'</script>",
-                 "views": 10_000, "category": "rag", "resolved": False, "created_at": "2024-05-05"})
+    rows = [
+        {
+            "url": f"https://example.org/t/{i}",
+            "title": f"how do I cite sources {i}",
+            "body": "plain",
+            "views": i,
+            "category": "rag" if i % 3 else "prompts",
+            "resolved": i % 2 == 0,
+            "created_at": f"2024-0{1 + i % 9}-01",
+        }
+        for i in range(14)
+    ]
+    rows.append(
+        {
+            "url": "https://example.org/t/evil",
+            "title": EVIL_TITLE,
+            "body": "<script>document.title='pwned'</script>",
+            "views": 10_000,
+            "category": "rag",
+            "resolved": False,
+            "created_at": "2024-05-05",
+        }
+    )
     pd.DataFrame(rows).to_csv(evil, index=False)
-    db = tmp_path / "r.duckdb"
+    db = copy_store(so_db, tmp_path)  # the Stack Overflow questions, with or without their labels
     with Store(db) as s:
-        ingest_table(s, [shared / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP)
         ingest_discourse(s, [shared / "discourse-openai-forum" / "topics_with_posts.json"])
         ingest_table(s, [evil], source="evil-forum", mapping="is_resolved=resolved")
-        if labels:
-            import_labels_from_threads(s, "chen2025-so-api", "stackoverflow", "study")
-        else:
+        if not labels:
+            from devquarry.topics import fit_topics
+
             fit_topics(s, themes=4)
     return db
 
 
 @pytest.fixture
-def report_store(tmp_path, shared):
-    return _store(tmp_path, shared, labels=True)
+def report_store(tmp_path, shared, so_labelled_db):
+    return _store(tmp_path, shared, so_labelled_db, labels=True)
 
 
 @pytest.fixture
-def category_store(tmp_path, shared):
-    return _store(tmp_path, shared, labels=False)
+def category_store(tmp_path, shared, so_db):
+    return _store(tmp_path, shared, so_db, labels=False)
 
 
 @needs_chromium
@@ -59,14 +74,26 @@ def test_report_in_headless_chromium(tmp_path, category_store):
     assert "<script>alert" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     problems, dialogs = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("request", lambda r: problems.append(f"fetched {r.url}") if not r.url.startswith(("file:", "data:", "blob:")) else None)
+        page.on(
+            "request",
+            lambda r: problems.append(f"fetched {r.url}") if not r.url.startswith(("file:", "data:", "blob:")) else None,
+        )
         page.goto(path.as_uri())
         page.wait_for_load_state("load")
         # Every figure drew its SVG; the hostile title is on the page as text, its script never ran.
@@ -87,6 +114,7 @@ def test_report_in_headless_chromium(tmp_path, category_store):
     assert len(colours) > 200  # text, tables and plots, not a blank page
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_tables_and_figures_for_papers(tmp_path, report_store):
     out = tmp_path / "tables"

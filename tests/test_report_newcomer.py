@@ -7,9 +7,9 @@ import shutil
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 from lxml import html as lxml_html
 
-from conftest import run_cli
 from devquarry import Store, build_report, ingest_discourse, ingest_github, ingest_table
 from devquarry.classify import classify
 from devquarry.labeling import import_labels
@@ -55,8 +55,17 @@ BOXES_JS = r"""
 
 
 def _browser(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                                                            "--disable-background-networking", "--disable-component-update"])
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+        ],
+    )
 
 
 def _rows_after(doc, heading_text: str) -> list[list[str]]:
@@ -72,7 +81,9 @@ def forum_db(tmp_path, shared):
     db = tmp_path / "forum.duckdb"
     with Store(db) as s:
         ingest_table(s, [path], source="openai-forum-labelled", mapping=FORUM_MAP)
-        import_labels(s, path, "chen2024-forum", rater="paper", label_column="Label", source="openai-forum-labelled", id_column="ID")
+        import_labels(
+            s, path, "chen2024-forum", rater="paper", label_column="Label", source="openai-forum-labelled", id_column="ID"
+        )
     return db
 
 
@@ -218,10 +229,18 @@ def platforms_db(tmp_path_factory):
     db = tmp_path_factory.mktemp("platforms") / "p.duckdb"
     vendors = SHARED / "github-issues-llm-vendors"
     with Store(db) as s:
-        ingest_table(s, [SHARED / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP)
+        ingest_table(
+            s, [SHARED / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP
+        )
         ingest_discourse(s, [SHARED / "discourse-openai-forum" / "topics_with_posts.json"])
-        ingest_github(s, [vendors / "OpenAI_openai-python.csv", vendors / "Gemini_generative-ai-android.csv",
-                          vendors / "Llama_llama-stack-apps.csv"])
+        ingest_github(
+            s,
+            [
+                vendors / "OpenAI_openai-python.csv",
+                vendors / "Gemini_generative-ai-android.csv",
+                vendors / "Llama_llama-stack-apps.csv",
+            ],
+        )
         classify(s, "chen2025-so-api", method="zero-shot", embedding="lsa")
         build_report(s, db.with_name("report.html"))
     return db
@@ -241,8 +260,10 @@ def test_platforms_table_fits_or_scrolls_at_1280_px(platforms_db):
         broken = page.evaluate(UNBROKEN_JS)
         boxes = page.evaluate(BOXES_JS, "#platforms .scroll")
         page_width = page.evaluate("() => document.documentElement.scrollWidth")
-        missing = page.evaluate("() => Array.from(document.querySelectorAll('nav a'))"
-                                ".map(a => a.getAttribute('href').slice(1)).filter(id => !document.getElementById(id))")
+        missing = page.evaluate(
+            "() => Array.from(document.querySelectorAll('nav a'))"
+            ".map(a => a.getAttribute('href').slice(1)).filter(id => !document.getElementById(id))"
+        )
         browser.close()
     assert len(headers) == 6 and "github:openai/openai-python" in [h.replace("\n", "") for h in headers]
     assert broken == []

@@ -7,8 +7,8 @@ import re
 
 import pandas as pd
 import pytest
-
 from conftest import FIXTURES, run_cli
+
 from devquarry import Store, info, ingest_discourse, ingest_github, ingest_stackexchange
 from devquarry.bots import bot_replies, count_bots, set_count_bots
 from devquarry.demo import demo_corpus
@@ -30,6 +30,7 @@ def _median_hours(s) -> float:
 
 
 # --- 5. bots' replies ---------------------------------------------------------------------------
+
 
 def test_bot_replies_are_kept_but_not_first_replies(tmp_path):
     with _quivr_store(tmp_path) as s:
@@ -100,8 +101,11 @@ def test_discourse_system_user_and_stackexchange_community_are_bots(tmp_path):
         (se / f.name).write_bytes(f.read_bytes())
     xml = (se / "Posts.xml").read_text()
     first_answer = re.search(r'<row Id="(\d+)" PostTypeId="2"[^>]*OwnerUserId="(\d+)"', xml)
-    (se / "Posts.xml").write_text(xml.replace(first_answer.group(0), first_answer.group(0).replace(
-        f'OwnerUserId="{first_answer.group(2)}"', 'OwnerUserId="-1"')))
+    (se / "Posts.xml").write_text(
+        xml.replace(
+            first_answer.group(0), first_answer.group(0).replace(f'OwnerUserId="{first_answer.group(2)}"', 'OwnerUserId="-1"')
+        )
+    )
     with Store(tmp_path / "s.duckdb") as s:
         ingest_discourse(s, [FIXTURES / "discourse_topic.json"])
         before = s.threads().reply_count.iloc[0]
@@ -116,6 +120,7 @@ def test_discourse_system_user_and_stackexchange_community_are_bots(tmp_path):
 
 
 # --- 7. a table with no --map -------------------------------------------------------------------
+
 
 def _demo_rows(n=30) -> pd.DataFrame:
     return pd.read_csv(demo_corpus(), nrows=n)
@@ -135,8 +140,9 @@ def test_table_without_map_and_without_dates_is_refused(tmp_path):
 def test_table_without_map_maps_columns_named_like_fields(tmp_path):
     rows = _demo_rows()
     path = tmp_path / "named.csv"
-    rows.rename(columns={"url": "Link", "title": "Title", "created_time": "Creation_Date",
-                         "has_accepted_answer": "is_resolved"}).to_csv(path, index=False)
+    rows.rename(
+        columns={"url": "Link", "title": "Title", "created_time": "Creation_Date", "has_accepted_answer": "is_resolved"}
+    ).to_csv(path, index=False)
     db = tmp_path / "s.duckdb"
     proc = run_cli("ingest", "table", str(path), "--source", "so", "--json", db=db)
     assert proc.returncode == 0, proc.stderr
@@ -152,9 +158,12 @@ def test_table_without_map_maps_columns_named_like_fields(tmp_path):
 
 # --- 14. encoding damage ------------------------------------------------------------------------
 
+
 def test_repair_undoes_gb18030_and_utf8_damage_only():
-    assert repair("AttributeError: module ¡®openai¡¯ has no attribute ¡®FineTuneingJob¡¯") == \
-        "AttributeError: module ‘openai’ has no attribute ‘FineTuneingJob’"
+    assert (
+        repair("AttributeError: module ¡®openai¡¯ has no attribute ¡®FineTuneingJob¡¯")
+        == "AttributeError: module ‘openai’ has no attribute ‘FineTuneingJob’"
+    )
     assert repair("queries ¨C Shard ID None") == "queries – Shard ID None"
     assert repair("al intentar usar m¨¦todo en Python") == "al intentar usar método en Python"
     assert repair("donâ€™t") == "don’t"

@@ -1,6 +1,6 @@
+from conftest import FIXTURES
 from lxml import etree
 
-from conftest import FIXTURES
 from devquarry import ingest_stackexchange
 from devquarry.sources import StackExchangeDump
 

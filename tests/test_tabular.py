@@ -1,10 +1,10 @@
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
+from conftest import FIXTURES
 from openpyxl import Workbook
 
-from conftest import FIXTURES
 from devquarry import ingest_table
 
 SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
@@ -19,7 +19,7 @@ def test_stackoverflow_labelled(store, shared):
     assert int(t.is_resolved.sum()) == int(raw.has_accepted_answer.sum())
     # "2025/1/21 18:30" is parsed as UTC; the id is read from the url.
     row = t.loc["79374039"]
-    assert row.created_at == pd.Timestamp(datetime(2025, 1, 21, 18, 30, tzinfo=timezone.utc))
+    assert row.created_at == pd.Timestamp(datetime(2025, 1, 21, 18, 30, tzinfo=UTC))
     assert row.label == "7" and row.tags == ["model", "artificial-intelligence", "openai-api"]
     assert int(t.views.sum()) == int(raw.views.sum())
     accepted = t.dropna(subset=["accepted_at"])
@@ -36,7 +36,9 @@ def test_latin1_file_with_broken_bytes(store, shared):
 
 def test_forum_labelled_titles_and_labels(store, shared):
     path = shared / "openai-forum-labelled" / "annotated_questions.csv.gz"
-    ingest_table(store, [path], source="openai-forum-labelled", mapping="source_id=ID,title=Title,url=Link,is_resolved=Solved,label=Label")
+    ingest_table(
+        store, [path], source="openai-forum-labelled", mapping="source_id=ID,title=Title,url=Link,is_resolved=Solved,label=Label"
+    )
     t = store.threads().set_index("source_id")
     assert len(t) == 1183
     assert t.loc["20178", "title"] == "inconsistent results with identical prompts"

@@ -2,20 +2,15 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import copy_store, run_cli
 
-from conftest import run_cli
-from devquarry import Store, ingest_table
-from devquarry.topics import fit_topics, theme_table, topic_runs, topic_table, topics_over_time
-
-SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
+from devquarry import Store
 
 
 @pytest.fixture(scope="module")
-def so_store(tmp_path_factory, shared_dir):
-    db = tmp_path_factory.mktemp("topics") / "so.duckdb"
-    with Store(db) as s:
-        ingest_table(s, [shared_dir / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP)
-    return db
+def so_store(so_db, tmp_path_factory):
+    """This module's own copy of the Stack Overflow store: its tests add topic runs."""
+    return copy_store(so_db, tmp_path_factory.mktemp("topics"))
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +23,8 @@ def shared_dir():
 
 
 def test_same_input_and_seed_same_topics(so_store):
+    from devquarry.topics import fit_topics, topic_runs
+
     with Store(so_store) as s:
         a = fit_topics(s, themes=6, seed=7)
         b = fit_topics(s, themes=6, seed=7)
@@ -43,6 +40,8 @@ def test_same_input_and_seed_same_topics(so_store):
 def test_topics_match_the_hand_labels(so_store):
     """The audio topic is mostly questions the study labelled Audio API: code 5 in the file
     (the shared README's list says 3; the titles under each code show 5 is audio)."""
+    from devquarry.topics import fit_topics, theme_table, topic_table, topics_over_time
+
     with Store(so_store) as s:
         r = fit_topics(s, themes=8)
         assert r.quality["n_docs"] == 2299 and r.quality["outlier_share"] == 0.0
@@ -69,6 +68,8 @@ def test_topics_match_the_hand_labels(so_store):
 
 
 def test_hdbscan_pipeline_reduces_outliers(so_store):
+    from devquarry.topics import fit_topics
+
     with Store(so_store) as s:
         r = fit_topics(s, clustering="hdbscan", min_topic_size=15, quality=False)
         assert r.quality["outlier_share_before_reduction"] > 0.05
@@ -93,6 +94,7 @@ def test_cli_topics_json_and_list(so_store, static_model, tmp_path):
 def test_small_forum_list_gets_topics(tmp_path, shared_dir):
     """30 topic-list entries: the LSA space is smaller than PCA's default 50 dimensions."""
     from devquarry import ingest_discourse
+    from devquarry.topics import fit_topics
 
     with Store(tmp_path / "small.duckdb") as s:
         ingest_discourse(s, [shared_dir / "discourse-openai-forum" / "latest.json"])

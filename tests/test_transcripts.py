@@ -1,4 +1,5 @@
 from conftest import FIXTURES, run_cli
+
 from devquarry import ingest_transcripts
 from devquarry.sources.transcripts import count_tokens
 

@@ -5,33 +5,27 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import run_cli
-from devquarry import Store, ingest_discourse, ingest_github, ingest_table
-from devquarry.classify import classify
+
+from devquarry import Store, ingest_discourse, ingest_github
 from devquarry.compare import compare, side_by_side
 from devquarry.hotspots import fix_for, hotspots
-from devquarry.labeling import import_labels_from_threads
 from devquarry.stats import bootstrap_ci, mann_kendall, median_ci, wilson_ci
 from devquarry.trends import series, trends
 
-SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
-
 
 @pytest.fixture(scope="module")
-def three_platforms(tmp_path_factory):
+def three_platforms(so_labelled_db, tmp_path_factory):
     """Stack Overflow (hand-labelled), the forum topics and openai-python issues, all coded into the
     nine API categories by the supervised coder trained on the Stack Overflow labels."""
-    from conftest import SHARED
+    from conftest import SHARED, copy_store
 
-    if not SHARED.is_dir():
-        pytest.skip("real corpora not found")
-    db = tmp_path_factory.mktemp("three") / "s.duckdb"
+    from devquarry.classify import classify
+
+    db = copy_store(so_labelled_db, tmp_path_factory.mktemp("three"))
     with Store(db) as s:
-        ingest_table(s, [SHARED / "stackoverflow-openai-api" / "questions_labelled.csv.gz"], source="stackoverflow", mapping=SO_MAP)
         ingest_discourse(s, [SHARED / "discourse-openai-forum" / "topics_with_posts.json"])
         ingest_github(s, [SHARED / "github-issues-llm-vendors" / "OpenAI_openai-python.csv"])
-        import_labels_from_threads(s, "chen2025-so-api", "stackoverflow", "study")
         classify(s, "chen2025-so-api", method="supervised")
     return db
 
@@ -58,7 +52,10 @@ def test_trends_on_stack_overflow(three_platforms):
     # The series is the last unbroken run of quarters (the labelled questions: 2021 Q1 on); stray earlier ones stay out.
     assert long.period.min() == pd.Timestamp("2021-01-01") and (long.threads > 0).all()
     # And the share left without an accepted answer rose too.
-    assert u.loc["stackoverflow", "trend"] == "increasing" and u.loc["stackoverflow", "last_value"] > u.loc["stackoverflow", "first_value"]
+    assert (
+        u.loc["stackoverflow", "trend"] == "increasing"
+        and u.loc["stackoverflow", "last_value"] > u.loc["stackoverflow", "first_value"]
+    )
 
 
 def test_cross_platform_side_by_side(three_platforms):
@@ -72,7 +69,11 @@ def test_cross_platform_side_by_side(three_platforms):
     for src in long.source.unique():  # each platform's shares add up to one
         assert wide.drop("(all)")[f"{src}: share"].sum() == pytest.approx(1.0)
     # Issues are far more often resolved than questions on either forum.
-    assert wide.loc["(all)", "github:openai/openai-python: pct_unresolved"] < 0.4 < wide.loc["(all)", "stackoverflow: pct_unresolved"]
+    assert (
+        wide.loc["(all)", "github:openai/openai-python: pct_unresolved"]
+        < 0.4
+        < wide.loc["(all)", "stackoverflow: pct_unresolved"]
+    )
     assert wide.loc["chat", "name"] == "Chat API"
 
 
@@ -96,7 +97,9 @@ def test_cli_trends_compare_hotspots(three_platforms):
     proc = run_cli("compare", "--codebook", "chen2025-so-api", "--csv", db=three_platforms)
     wide = pd.read_csv(__import__("io").StringIO(proc.stdout))
     assert wide.group.iloc[0] == "(all)" and "stackoverflow: pct_unresolved" in wide.columns
-    hot = json.loads(run_cli("hotspots", "--codebook", "chen2025-so-api", "--source", "stackoverflow", "--json", db=three_platforms).stdout)
+    hot = json.loads(
+        run_cli("hotspots", "--codebook", "chen2025-so-api", "--source", "stackoverflow", "--json", db=three_platforms).stdout
+    )
     assert hot[0]["is_hotspot"] and hot[0]["fix"] in {"prompt-engineering", "rag", "fine-tuning", "provider"}
     table = run_cli("hotspots", "--codebook", "chen2025-so-api", "--table", db=three_platforms)
     assert table.returncode == 0 and "score" in table.stdout

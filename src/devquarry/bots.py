@@ -26,8 +26,9 @@ def count_bots(store: Store) -> bool:
 def set_count_bots(store: Store, on: bool) -> None:
     """Count bots' replies (``on``) or leave them out of reply counts and times (the default)."""
     with store.transaction() as con:
-        con.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value",
-                    [SETTING, "1" if on else "0"])
+        con.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value", [SETTING, "1" if on else "0"]
+        )
 
 
 def bot_replies(store: Store) -> pd.DataFrame:

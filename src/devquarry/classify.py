@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -87,7 +87,9 @@ class ZeroShotCoder(ClassifierMixin, BaseEstimator):
 
     ``fit(X)`` only fits the embedding where it learns from the corpus (LSA)."""
 
-    def __init__(self, codebook: str = "chen2024-forum", embedding: str = "minilm", threshold: float = 0.15, level: int | None = None) -> None:
+    def __init__(
+        self, codebook: str = "chen2024-forum", embedding: str = "minilm", threshold: float = 0.15, level: int | None = None
+    ) -> None:
         self.codebook = codebook
         self.embedding = embedding
         self.threshold = threshold
@@ -123,7 +125,7 @@ class ZeroShotCoder(ClassifierMixin, BaseEstimator):
         for row in sims:
             candidates = [c.id for c in cb.at_level(0)]
             best, best_score = UNCLASSIFIED, float("nan")
-            for depth in range(deepest + 1):
+            for _depth in range(deepest + 1):
                 if not candidates:
                     break
                 top = max(candidates, key=lambda c: row[index[c]])
@@ -139,16 +141,20 @@ class ZeroShotCoder(ClassifierMixin, BaseEstimator):
         return np.array(self.predict_with_scores(X)[0], dtype=object)
 
 
-def training_labels(store: Store, codebook: Codebook, rater: str | None = None, level: int | None = None,
-                    keep_irrelevant: bool = False) -> pd.DataFrame:
+def training_labels(
+    store: Store, codebook: Codebook, rater: str | None = None, level: int | None = None, keep_irrelevant: bool = False
+) -> pd.DataFrame:
     """Threads with their hand-labelled primary code (at ``level``) and all codes, for training."""
     from devquarry.labeling import labels_frame
 
     df = labels_frame(store, codebook.id, level)
     if rater:
         df = df[df.rater == rater]
-    df = df[((df.status == "coded") & df.primary.notna()) | (df.status == IRRELEVANT) if keep_irrelevant
-            else (df.status == "coded") & df.primary.notna()]
+    df = df[
+        ((df.status == "coded") & df.primary.notna()) | (df.status == IRRELEVANT)
+        if keep_irrelevant
+        else (df.status == "coded") & df.primary.notna()
+    ]
     # One label per thread: the first rater's in name order (a rater named with --rater wins above).
     return df.sort_values("rater").drop_duplicates(["source", "source_id"])
 
@@ -172,10 +178,14 @@ def classify(
     ``relevance`` (supervised only; by default on when the hand labels mark at least a few threads
     irrelevant to the codebook): a first coder, trained on relevant against irrelevant labels,
     sets aside the threads it finds irrelevant (code ``irrelevant``) before the codes are given."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     cb = load_codebook(codebook)
     if method not in METHODS:
         raise InputError(None, f"unknown method {method!r}; use one of {', '.join(METHODS)}", field="method")
+    if method == "zero-shot":
+        from devquarry.embeddings import get_embedder
+
+        get_embedder(embedding or "minilm")  # a missing extra (minilm, static) stops here, before the threads are read
     every = store.threads()
     threads = every[every.source.isin(sources)] if sources else every
     threads = threads.reset_index(drop=True)
@@ -222,27 +232,46 @@ def classify(
         gate = _relevance(store, every, cb, rater, level, out, relevance)
         if gate is not None:
             out = gate
-    _save(store, cb, method, out, {"method": method, "rater": rater, "level": level, "embedding": embedding,
-                                   "threshold": threshold, "sources": sources,
-                                   "codes_too_rare_to_learn": too_rare if method == "supervised" else [],
-                                   "relevance": gate is not None}, started)
+    _save(
+        store,
+        cb,
+        method,
+        out,
+        {
+            "method": method,
+            "rater": rater,
+            "level": level,
+            "embedding": embedding,
+            "threshold": threshold,
+            "sources": sources,
+            "codes_too_rare_to_learn": too_rare if method == "supervised" else [],
+            "relevance": gate is not None,
+        },
+        started,
+    )
     return out
 
 
-def _relevance(store: Store, threads: pd.DataFrame, cb: Codebook, rater, level, coded: pd.DataFrame,
-               wanted: bool | None) -> pd.DataFrame | None:
+def _relevance(
+    store: Store, threads: pd.DataFrame, cb: Codebook, rater, level, coded: pd.DataFrame, wanted: bool | None
+) -> pd.DataFrame | None:
     """Replace the codes of the threads a relevant-vs-irrelevant coder finds irrelevant."""
     labels = training_labels(store, cb, rater, level, keep_irrelevant=True)
     n_irrelevant = int((labels.status == IRRELEVANT).sum())
     if n_irrelevant < MIN_EXAMPLES or n_irrelevant == len(labels):
         if wanted:
-            raise InputError(store.path, f"relevance coding needs hand labels marking threads irrelevant to {cb.id} (found {n_irrelevant})")
+            raise InputError(
+                store.path, f"relevance coding needs hand labels marking threads irrelevant to {cb.id} (found {n_irrelevant})"
+            )
         return None
     keyed = threads.merge(labels, on=["source", "source_id"], how="inner")
     target = np.where(keyed.status == IRRELEVANT, IRRELEVANT, "relevant")
     gate = SupervisedCoder().fit([thread_text(t, b) for t, b in zip(keyed.title, keyed.body_text)], target.tolist())
-    ids = coded[["source", "source_id"]].drop_duplicates().merge(threads[["source", "source_id", "title", "body_text"]],
-                                                                  on=["source", "source_id"], how="left")
+    ids = (
+        coded[["source", "source_id"]]
+        .drop_duplicates()
+        .merge(threads[["source", "source_id", "title", "body_text"]], on=["source", "source_id"], how="left")
+    )
     proba = gate.predict_proba([thread_text(t, b) for t, b in zip(ids.title, ids.body_text)])
     col = list(gate.classes_).index(IRRELEVANT)
     ids["p_irrelevant"] = proba[:, col]
@@ -272,14 +301,24 @@ def _topic_codes(store: Store, threads: pd.DataFrame, labels: pd.DataFrame, topi
 def _save(store: Store, cb: Codebook, method: str, out: pd.DataFrame, params: dict, started) -> int:
     with store.transaction() as con:
         run_id = store.next_run_id()
-        batch = pa.table({  # noqa: F841 (read by DuckDB)
-            "run_id": [run_id] * len(out), "codebook": [cb.id] * len(out), "source": out.source.tolist(),
-            "source_id": out.source_id.tolist(), "code": [str(c) for c in out.code],
-            "score": [None if pd.isna(s) else float(s) for s in out.score], "method": [method] * len(out),
-        })
+        batch = pa.table(
+            {  # noqa: F841 (read by DuckDB)
+                "run_id": [run_id] * len(out),
+                "codebook": [cb.id] * len(out),
+                "source": out.source.tolist(),
+                "source_id": out.source_id.tolist(),
+                "code": [str(c) for c in out.code],
+                "score": [None if pd.isna(s) else float(s) for s in out.score],
+                "method": [method] * len(out),
+            }
+        )
         con.execute("INSERT INTO classification SELECT * FROM batch")
         counts = out.code.value_counts().to_dict()
-        store.record_run(run_id, "classify", {**params, "codebook": cb.id},
-                         {"threads": int(out[["source", "source_id"]].drop_duplicates().shape[0]), "assignments": len(out),
-                          "codes": counts}, started)
+        store.record_run(
+            run_id,
+            "classify",
+            {**params, "codebook": cb.id},
+            {"threads": int(out[["source", "source_id"]].drop_duplicates().shape[0]), "assignments": len(out), "codes": counts},
+            started,
+        )
     return run_id

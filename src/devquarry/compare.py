@@ -14,8 +14,16 @@ from devquarry.store import Store
 MEASURES = ("threads", "share", "pct_unresolved", "pct_no_reply", "hours_to_first_reply_median")
 
 
-def compare(store: Store, codebook: str, *, sources: list[str] | None = None, measures: tuple[str, ...] = MEASURES,
-            by: str = "code", labels: str | None = None, run: int | None = None) -> pd.DataFrame:
+def compare(
+    store: Store,
+    codebook: str,
+    *,
+    sources: list[str] | None = None,
+    measures: tuple[str, ...] = MEASURES,
+    by: str = "code",
+    labels: str | None = None,
+    run: int | None = None,
+) -> pd.DataFrame:
     """Long table: one row per (group, source) with the chosen measures and their intervals.
     ``by="category"`` compares forum categories or tags instead of codes."""
     check_codes_choice(by, labels, run)

@@ -49,14 +49,22 @@ class Steps(Protocol):
 
 
 class _Quiet:
-    def start(self, name, total=None): pass
-    def advance(self, n=1): pass
-    def stage(self, description, total=None): pass
-    def done(self, summary): pass
+    def start(self, name, total=None):
+        pass
+
+    def advance(self, n=1):
+        pass
+
+    def stage(self, description, total=None):
+        pass
+
+    def done(self, summary):
+        pass
 
 
-def run_demo(store: Store, out: str | Path = "report.html", steps: Steps | None = None,
-             embedding: str | None = None) -> tuple[pd.DataFrame, Path]:
+def run_demo(
+    store: Store, out: str | Path = "report.html", steps: Steps | None = None, embedding: str | None = None
+) -> tuple[pd.DataFrame, Path]:
     """Ingest the bundled corpus, fit topics with themes, import the study's hand labels, code
     every question into the API categories, measure, and write the report; return the ingest
     counts and the report path. ``steps`` hears of each step as it starts, moves and ends."""
@@ -74,8 +82,9 @@ def run_demo(store: Store, out: str | Path = "report.html", steps: Steps | None 
 
     n = int(store.con.execute("SELECT count(*) FROM thread WHERE source = ?", [DEMO_SOURCE]).fetchone()[0])
     steps.start("topics", n)
-    result = fit_topics(store, embedding=embedding, themes=DEMO_THEMES, sources=[DEMO_SOURCE], progress=steps.advance,
-                        stage=steps.stage)
+    result = fit_topics(
+        store, embedding=embedding, themes=DEMO_THEMES, sources=[DEMO_SOURCE], progress=steps.advance, stage=steps.stage
+    )
     q = result.quality
     steps.done(f"{q['n_topics']} topics in {len(result.themes)} themes (NPMI {q.get('npmi', float('nan')):.3f})")
 
@@ -83,7 +92,9 @@ def run_demo(store: Store, out: str | Path = "report.html", steps: Steps | None 
     steps.start("labels")
     labels = import_labels_from_threads(store, DEMO_CODEBOOK, DEMO_SOURCE, rater="study")
     row = labels.iloc[0]
-    steps.done(f"{int(row.coded):,} questions coded and {int(row.irrelevant):,} off-subject by the study's coders ({DEMO_CODEBOOK})")
+    steps.done(
+        f"{int(row.coded):,} questions coded and {int(row.irrelevant):,} off-subject by the study's coders ({DEMO_CODEBOOK})"
+    )
 
     steps.start("coding")
     coded = classify(store, DEMO_CODEBOOK, method="supervised", sources=[DEMO_SOURCE])
@@ -95,8 +106,10 @@ def run_demo(store: Store, out: str | Path = "report.html", steps: Steps | None 
     data = report_data(store)
     groups = data.get("difficulty_by_group")
     hot = data.get("hotspots")
-    steps.done(f"popularity and difficulty of {0 if groups is None else len(groups) - 1} codes; "
-               f"{0 if hot is None else int(hot['is_hotspot'].sum())} hotspots")
+    steps.done(
+        f"popularity and difficulty of {0 if groups is None else len(groups) - 1} codes; "
+        f"{0 if hot is None else int(hot['is_hotspot'].sum())} hotspots"
+    )
 
     steps.start("report")
     path = build_report(store, out, title="devquarry demo: Stack Overflow questions on the OpenAI API", data=data)

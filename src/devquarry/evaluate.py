@@ -35,14 +35,27 @@ def cross_validated(texts: list[str], labels: list[str], folds: int = 5, seed: i
     counts = pd.Series(labels).value_counts()
     keep = np.isin(labels, counts[counts >= folds].index)
     if not keep.all():
-        raise InputError(None, f"codes with fewer than {folds} labelled threads cannot be cross-validated: "
-                               f"{', '.join(counts[counts < folds].index)}")
+        raise InputError(
+            None,
+            f"codes with fewer than {folds} labelled threads cannot be cross-validated: "
+            f"{', '.join(counts[counts < folds].index)}",
+        )
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     return cross_val_predict(SupervisedCoder(), list(texts), np.asarray(labels, dtype=object), cv=cv)
 
 
-def evaluate(store: Store, codebook: str, *, method: str = "supervised", rater: str | None = None, level: int = 0,
-             folds: int = 5, embedding: str = "minilm", threshold: float = 0.15, min_support: int | None = None) -> dict:
+def evaluate(
+    store: Store,
+    codebook: str,
+    *,
+    method: str = "supervised",
+    rater: str | None = None,
+    level: int = 0,
+    folds: int = 5,
+    embedding: str = "minilm",
+    threshold: float = 0.15,
+    min_support: int | None = None,
+) -> dict:
     """Machine codes against the hand labels in the store at a level (0 = category).
 
     ``supervised`` is cross-validated on those same labels; ``zero-shot`` uses no labels. Codes with
@@ -65,6 +78,12 @@ def evaluate(store: Store, codebook: str, *, method: str = "supervised", rater: 
     else:
         raise InputError(None, "evaluate supports supervised and zero-shot", field="method")
     out = scores(gold, pred)
-    out.update(codebook=cb.id, level=cb.levels[level], method=method, left_out=dropped, human_kappa=cb.human_kappa,
-               cross_validated=f"{folds}-fold" if method == "supervised" else None)
+    out.update(
+        codebook=cb.id,
+        level=cb.levels[level],
+        method=method,
+        left_out=dropped,
+        human_kappa=cb.human_kappa,
+        cross_validated=f"{folds}-fold" if method == "supervised" else None,
+    )
     return out

@@ -26,8 +26,7 @@ class MissingExtra(InputError):
     """A step needs an optional dependency that is not installed."""
 
     def __init__(self, extra: str, module: str, what: str) -> None:
-        super().__init__(None, f"{what} needs the '{extra}' extra ({module} is not installed): "
-                               f"pip install 'devquarry[{extra}]'")
+        super().__init__(None, f"{what} needs the '{extra}' extra ({module} is not installed): pip install 'devquarry[{extra}]'")
         self.extra, self.module = extra, module
 
 
@@ -42,3 +41,10 @@ def require(module: str, extra: str, what: str) -> ModuleType:
 def available(module: str) -> bool:
     """Whether ``module`` can be imported (without importing it)."""
     return importlib.util.find_spec(module.split(".")[0]) is not None
+
+
+def ensure(module: str, extra: str, what: str) -> None:
+    """Raise :class:`MissingExtra` now if ``module`` is not installed, without paying for its import
+    (sentence-transformers takes seconds): a step can fail before its long work, and import later."""
+    if not available(module):
+        raise MissingExtra(extra, module, what)

@@ -32,7 +32,7 @@ import pandas as pd
 
 from devquarry.codebooks import load_codebook
 from devquarry.errors import InputError
-from devquarry.metrics import metrics, resolve_codes, select_groups
+from devquarry.metrics import code_grouping, metrics, resolve_codes, select_groups
 from devquarry.store import Store
 
 PLAYBOOK = "playbook"
@@ -40,8 +40,10 @@ LIMITS = "llm-limits"
 FIX_SUPPORT = 0.5
 MIN_LIMIT_SHARE = 0.10
 MIN_LIMIT_THREADS = 5
-PROVIDER_TALK = (r"\b(quotas?|billing|rate[ _-]?limit\w*|ratelimit\w*|insufficient_quota|429|tokens per minute|"
-                 r"requests per minute|credits?|credit card|payments?|free trial|paid account|paid plan)\b")
+PROVIDER_TALK = (
+    r"\b(quotas?|billing|rate[ _-]?limit\w*|ratelimit\w*|insufficient_quota|429|tokens per minute|"
+    r"requests per minute|credits?|credit card|payments?|free trial|paid account|paid plan)\b"
+)
 _OFF = ("irrelevant", "unclassified")
 
 
@@ -104,9 +106,11 @@ def _limit_evidence(store: Store, limit_fix: dict[str, str]) -> pd.DataFrame:
     patterns = _limit_patterns()
     cols = [f"avg((regexp_matches(txt, '{_sql_re(p)}') AND NOT provider)::INT) AS \"{cid}\"" for cid, p in patterns.items()]
     for fix in sorted(set(limit_fix.values())):
-        named = " OR ".join(f"regexp_matches(txt, '{_sql_re(patterns[c])}')" for c, f in limit_fix.items() if f == fix and c in patterns)
-        cols.append(f"avg((({named}) AND NOT provider)::INT) AS \"fix:{fix}\"")
-    return store.query(f"""SELECT grp AS "group", count(*) AS n, avg(provider::INT) AS provider_talk, {', '.join(cols)} FROM
+        named = " OR ".join(
+            f"regexp_matches(txt, '{_sql_re(patterns[c])}')" for c, f in limit_fix.items() if f == fix and c in patterns
+        )
+        cols.append(f'avg((({named}) AND NOT provider)::INT) AS "fix:{fix}"')
+    return store.query(f"""SELECT grp AS "group", count(*) AS n, avg(provider::INT) AS provider_talk, {", ".join(cols)} FROM
                            (SELECT grp, txt, regexp_matches(txt, '{_sql_re(PROVIDER_TALK)}') AS provider FROM
                             (SELECT grp, lower(coalesce(title, '') || ' ' || coalesce(body_text, '')) AS txt FROM sel))
                            GROUP BY grp""").set_index("group")
@@ -147,25 +151,50 @@ def _best(support: pd.Series | None) -> tuple[str | None, float]:
     return (fix if share >= FIX_SUPPORT else None), share
 
 
-def hotspots(store: Store, by: str = "code", *, codebook: str | None = None, sources: list[str] | None = None,
-             min_threads: int = 10, examples: int = 3, period: str = "quarter", labels: str | None = None,
-             run: int | None = None) -> pd.DataFrame:
+def hotspots(
+    store: Store,
+    by: str = "code",
+    *,
+    codebook: str | None = None,
+    sources: list[str] | None = None,
+    min_threads: int = 10,
+    examples: int = 3,
+    period: str = "quarter",
+    labels: str | None = None,
+    run: int | None = None,
+) -> pd.DataFrame:
     """Every group with at least ``min_threads`` threads, scored and ranked; hotspots first.
-    ``labels``/``run`` choose the codes of ``by="code"`` as in ``metrics``."""
+    ``labels``/``run`` choose the codes of ``by="code"`` as in ``metrics``; without a codebook the
+    store's own is used (``metrics.code_grouping``, as the command and the report do), the choice in
+    ``attrs["grouping_note"]``."""
+    by, codebook, note = code_grouping(store, by, codebook)
     m = metrics(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run)
     # Threads set aside as off-subject or left uncoded are not a challenge to act on.
     m = m[(m.group != "(all)") & (m.threads >= min_threads) & ~m.group.isin(_OFF)]
     if m.empty:
-        return m.assign(popularity=[], difficulty=[], score=[], is_hotspot=[], fix=[], fix_support=[], fix_basis=[], limit=[], limit_share=[],
-                        examples=[])
+        return m.assign(
+            popularity=[],
+            difficulty=[],
+            score=[],
+            is_hotspot=[],
+            fix=[],
+            fix_support=[],
+            fix_basis=[],
+            limit=[],
+            limit_share=[],
+            examples=[],
+        )
     m = score(m)
     limit_fix = {c: fix.id for fix in load_codebook(PLAYBOOK).codes for c in fix.applies_to.get(LIMITS, [])}
     select_groups(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run)
     try:
         evidence = _limit_evidence(store, limit_fix)
-        ex = store.query("""SELECT grp AS "group", title, url, views, source, source_id FROM sel WHERE NOT is_resolved
+        ex = store.query(
+            """SELECT grp AS "group", title, url, views, source, source_id FROM sel WHERE NOT is_resolved
                             QUALIFY row_number() OVER (PARTITION BY grp ORDER BY views DESC NULLS LAST, reply_count DESC NULLS LAST,
-                                                       created_at DESC) <= ?""", [examples])
+                                                       created_at DESC) <= ?""",
+            [examples],
+        )
         code_support = _code_fix_support(store, codebook, labels, run) if codebook and by != "code" else None
     finally:
         store.con.execute("DROP TABLE IF EXISTS sel")
@@ -181,12 +210,29 @@ def hotspots(store: Store, by: str = "code", *, codebook: str | None = None, sou
             fix, support = _best(code_support.loc[g] if g in code_support.index else None)
             basis = "threads"
         else:  # no codes: the fixes of the limits its threads name
-            fix, support = _best(None if ev is None else ev[[c for c in ev.index if c.startswith("fix:")]].rename(lambda c: c[4:]))
+            fix, support = _best(
+                None if ev is None else ev[[c for c in ev.index if c.startswith("fix:")]].rename(lambda c: c[4:])
+            )
             basis = "threads"
-        rows.append({"fix": fix, "fix_support": support, "fix_basis": basis, "limit": limit, "limit_share": share,
-                     "examples": ex[ex.group == g].drop(columns="group").to_dict("records")})
+        rows.append(
+            {
+                "fix": fix,
+                "fix_support": support,
+                "fix_basis": basis,
+                "limit": limit,
+                "limit_share": share,
+                "examples": ex[ex.group == g].drop(columns="group").to_dict("records"),
+            }
+        )
     extra = pd.DataFrame(rows, index=m.index)
     m = pd.concat([m, extra], axis=1)
-    m.attrs.update(by=by, codebook=codebook, min_threads=min_threads, fix_support=FIX_SUPPORT,
-                   min_limit_share=MIN_LIMIT_SHARE, min_limit_threads=MIN_LIMIT_THREADS)
+    m.attrs.update(
+        by=by,
+        codebook=codebook,
+        min_threads=min_threads,
+        fix_support=FIX_SUPPORT,
+        min_limit_share=MIN_LIMIT_SHARE,
+        min_limit_threads=MIN_LIMIT_THREADS,
+    )
+    m.attrs["grouping_note"] = note
     return m

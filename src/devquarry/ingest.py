@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -116,7 +116,7 @@ def ingest(
 
     ``run_id``: add to a run recorded earlier (a crawl's batches) instead of recording a new one;
     ``also(con)`` runs inside the same transaction (a crawler's checkpoint)."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     if progress is not None:
         source.progress = progress
     with store.transaction() as con:
@@ -137,12 +137,21 @@ def ingest(
             also(con)
     frame = pd.DataFrame(
         [
-            {"table": "thread", "new": counts["threads_new"], "updated": counts["threads_updated"] + counts["threads_refreshed"],
-             "unchanged": counts["threads_unchanged"], "skipped": counts["threads_stale"]},
-            {"table": "reply", "new": counts["replies_new"], "updated": counts["replies_updated"],
-             "unchanged": counts["replies_unchanged"], "skipped": counts["replies_orphaned"] + counts["replies_stale"]},
-            {"table": "link", "new": counts["links_new"], "updated": 0,
-             "unchanged": counts["links_unchanged"], "skipped": 0},
+            {
+                "table": "thread",
+                "new": counts["threads_new"],
+                "updated": counts["threads_updated"] + counts["threads_refreshed"],
+                "unchanged": counts["threads_unchanged"],
+                "skipped": counts["threads_stale"],
+            },
+            {
+                "table": "reply",
+                "new": counts["replies_new"],
+                "updated": counts["replies_updated"],
+                "unchanged": counts["replies_unchanged"],
+                "skipped": counts["replies_orphaned"] + counts["replies_stale"],
+            },
+            {"table": "link", "new": counts["links_new"], "updated": 0, "unchanged": counts["links_unchanged"], "skipped": 0},
         ]
     )
     frame.attrs["run_id"] = run_id
@@ -179,7 +188,7 @@ def _merge(con, run_id: int) -> dict[str, int]:
           AND (t.views IS DISTINCT FROM s.views OR (s.score IS NOT NULL AND t.score IS DISTINCT FROM s.score)
                OR (t.category IS NULL AND s.category IS NOT NULL) OR s.updated_at > t.updated_at)""").fetchone()[0]
     setters = ", ".join(f"{c} = excluded.{c}" for c in tcols if c not in ("source", "source_id"))
-    con.execute(f"""INSERT INTO thread ({', '.join(tcols)}) SELECT {', '.join('s.' + c for c in tcols)}
+    con.execute(f"""INSERT INTO thread ({", ".join(tcols)}) SELECT {", ".join("s." + c for c in tcols)}
         FROM s_thread s JOIN s_action a USING (source, source_id) WHERE a.action IN ('new', 'updated')
         ON CONFLICT DO UPDATE SET {setters}""")
 
@@ -189,7 +198,7 @@ def _merge(con, run_id: int) -> dict[str, int]:
     # Bots are told by one rule (the store's), the same that migrates stores made before the flag.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE s_reply AS
         SELECT r.* REPLACE (coalesce(r.thread_id, t.source_id, pr.thread_id, er.thread_id) AS thread_id,
-                            coalesce(r.is_bot, {bot_reply_sql('r.')}) AS is_bot)
+                            coalesce(r.is_bot, {bot_reply_sql("r.")}) AS is_bot)
         FROM s_reply0 r
         LEFT JOIN thread t ON r.thread_id IS NULL AND t.source = r.source AND t.source_id = r.parent_id
         LEFT JOIN s_reply0 pr ON r.thread_id IS NULL AND pr.source = r.source AND pr.reply_id = r.parent_id
@@ -209,7 +218,7 @@ def _merge(con, run_id: int) -> dict[str, int]:
     for key in ("new", "updated", "unchanged", "orphaned", "stale"):
         counts[f"replies_{key}"] = ractions.get(key, 0)
     rsetters = ", ".join(f"{c} = excluded.{c}" for c in rcols if c not in ("source", "reply_id"))
-    con.execute(f"""INSERT INTO reply ({', '.join(rcols)}) SELECT {', '.join('s.' + c for c in rcols)}
+    con.execute(f"""INSERT INTO reply ({", ".join(rcols)}) SELECT {", ".join("s." + c for c in rcols)}
         FROM s_reply s JOIN r_action a USING (source, reply_id) WHERE a.action IN ('new', 'updated')
         ON CONFLICT DO UPDATE SET {rsetters}""")
 
@@ -217,7 +226,7 @@ def _merge(con, run_id: int) -> dict[str, int]:
     staged_links = con.execute(
         "SELECT count(*) FROM (SELECT DISTINCT source, from_id, to_id, link_type FROM stage_link)"
     ).fetchone()[0]
-    con.execute(f"""INSERT INTO link SELECT {', '.join(LINK_COLUMNS)} FROM stage_link
+    con.execute(f"""INSERT INTO link SELECT {", ".join(LINK_COLUMNS)} FROM stage_link
         QUALIFY row_number() OVER (PARTITION BY source, from_id, to_id, link_type ORDER BY seq DESC) = 1
         ON CONFLICT DO NOTHING""")
     counts["links_new"] = con.execute("SELECT count(*) FROM link").fetchone()[0] - before
@@ -227,7 +236,9 @@ def _merge(con, run_id: int) -> dict[str, int]:
     return counts
 
 
-def ingest_stackexchange(store: Store, path: str | Path, *, tags: list[str] | None = None, site: str | None = None, **kw) -> pd.DataFrame:
+def ingest_stackexchange(
+    store: Store, path: str | Path, *, tags: list[str] | None = None, site: str | None = None, **kw
+) -> pd.DataFrame:
     """Ingest a Stack Exchange dump folder (or its Posts.xml)."""
     return ingest(store, StackExchangeDump(path, tags=tags, site=site), **kw)
 

@@ -19,7 +19,7 @@ import io
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
 
@@ -47,8 +47,13 @@ def sample_size(population: int, confidence: float = 0.95, margin: float = 0.05,
     n0 = z * z * p * (1 - p) / (margin * margin)
     n = n0 / (1 + (n0 - 1) / population)
     return {
-        "population": population, "confidence": confidence, "margin": margin, "p": p, "z": round(z, 4),
-        "n0": round(n0, 2), "n": int(math.ceil(n)),
+        "population": population,
+        "confidence": confidence,
+        "margin": margin,
+        "p": p,
+        "z": round(z, 4),
+        "n0": round(n0, 2),
+        "n": int(math.ceil(n)),
         "formula": "n0 = z^2 p(1-p) / e^2;  n = n0 / (1 + (n0 - 1) / N)",
     }
 
@@ -70,10 +75,15 @@ def stratified_sample(threads: pd.DataFrame, n: int, strata: str = "source", see
 def write_sheet(sample: pd.DataFrame, out: str | Path, raters: list[str], codebook: Codebook) -> Path:
     """A label sheet: one row per thread, its link and text, one empty column per rater."""
     out = Path(out)
-    sheet = pd.DataFrame({
-        "source": sample.source, "source_id": sample.source_id, "url": sample.url, "title": sample.title,
-        "body": sample.body_text.fillna("").str.slice(0, 1500),
-    })
+    sheet = pd.DataFrame(
+        {
+            "source": sample.source,
+            "source_id": sample.source_id,
+            "url": sample.url,
+            "title": sample.title,
+            "body": sample.body_text.fillna("").str.slice(0, 1500),
+        }
+    )
     for r in raters:
         sheet[f"label_{r}"] = ""
     sheet["notes"] = ""
@@ -139,7 +149,9 @@ def import_labels_from_threads(store: Store, codebook: str | Codebook, source: s
     """Hand labels that came with the threads themselves (the ``label`` field of an imported table)."""
     df = store.query("SELECT source, source_id, label FROM thread WHERE source = ? AND label IS NOT NULL", [source])
     if df.empty:
-        raise InputError(store.path, f"no thread of source {source!r} carries a label (map one with `ingest table --map label=COLUMN`)")
+        raise InputError(
+            store.path, f"no thread of source {source!r} carries a label (map one with `ingest table --map label=COLUMN`)"
+        )
     return import_labels(store, df.rename(columns={"label": f"label_{rater}"}), codebook, rater=rater)
 
 
@@ -172,7 +184,7 @@ def import_labels(
             raise InputError(path, f"no column {label_column!r}; columns: {', '.join(df.columns)}", field=label_column)
         columns = {rater or "rater1": label_column}
     else:
-        columns = {c[len("label_"):]: c for c in df.columns if c.startswith("label_")}
+        columns = {c[len("label_") :]: c for c in df.columns if c.startswith("label_")}
         if rater:
             columns = {rater: f"label_{rater}"} if f"label_{rater}" in df.columns else {}
         if not columns:
@@ -201,30 +213,48 @@ def import_labels(
             if parsed.status == "blank":
                 continue
             for rank, code in enumerate(parsed.codes or ("",)):
-                rows.append({
-                    "codebook": cb.id, "source": keys.source.iat[i], "source_id": keys.source_id.iat[i], "rater": r,
-                    "code": code, "rank": rank, "level": cb.code(code).level if code else None,
-                    "status": parsed.status, "uncertain": parsed.uncertain,
-                })
+                rows.append(
+                    {
+                        "codebook": cb.id,
+                        "source": keys.source.iat[i],
+                        "source_id": keys.source_id.iat[i],
+                        "rater": r,
+                        "code": code,
+                        "rank": rank,
+                        "level": cb.code(code).level if code else None,
+                        "status": parsed.status,
+                        "uncertain": parsed.uncertain,
+                    }
+                )
         counts.append(n)
-    labels = pd.DataFrame(rows, columns=["codebook", "source", "source_id", "rater", "code", "rank", "level", "status", "uncertain"])
-    started = datetime.now(timezone.utc)
+    labels = pd.DataFrame(
+        rows, columns=["codebook", "source", "source_id", "rater", "code", "rank", "level", "status", "uncertain"]
+    )
+    started = datetime.now(UTC)
     with store.transaction() as con:
         known = con.execute("SELECT source, source_id FROM thread").df()
         merged = labels.merge(known.assign(_k=1), on=["source", "source_id"], how="left")
         unknown = merged[merged._k.isna()][["source", "source_id"]].drop_duplicates()
         labels = merged[merged._k.notna()].drop(columns="_k")
         if len(labels) == 0 and len(unknown):
-            raise InputError(path, f"none of the {len(unknown)} labelled threads is in the store (first: {unknown.iloc[0].source}/{unknown.iloc[0].source_id}); ingest them first")
+            raise InputError(
+                path,
+                f"none of the {len(unknown)} labelled threads is in the store (first: {unknown.iloc[0].source}/{unknown.iloc[0].source_id}); ingest them first",
+            )
         run_id = store.next_run_id()
         batch = pa.Table.from_pandas(labels.assign(run_id=run_id), preserve_index=False)  # noqa: F841
-        con.execute("""DELETE FROM label WHERE codebook = ? AND (source, source_id, rater) IN
-                       (SELECT DISTINCT source, source_id, rater FROM batch)""", [cb.id])
+        con.execute(
+            """DELETE FROM label WHERE codebook = ? AND (source, source_id, rater) IN
+                       (SELECT DISTINCT source, source_id, rater FROM batch)""",
+            [cb.id],
+        )
         con.execute("""INSERT INTO label SELECT codebook, source, source_id, rater, code, rank::INTEGER, level::INTEGER,
                        status, uncertain, run_id::INTEGER FROM batch""")
         out = pd.DataFrame(counts)
         out["threads_not_in_store"] = len(unknown)
-        store.record_run(run_id, "labels import", {"sheet": str(path), "codebook": cb.id, "columns": columns}, out.to_dict("records"), started)
+        store.record_run(
+            run_id, "labels import", {"sheet": str(path), "codebook": cb.id, "columns": columns}, out.to_dict("records"), started
+        )
     return out
 
 
@@ -237,8 +267,12 @@ def labels_frame(store: Store, codebook: str, level: int | None = None) -> pd.Da
     df["code_at_level"] = [cb.ancestor(c, level) if (c and level is not None) else (c or None) for c in df.code]
     df["code_at_level"] = df["code_at_level"].astype(object).where(df["code_at_level"].notna(), None)
     g = df.groupby(["source", "source_id", "rater"], sort=False)
-    out = g.agg(status=("status", "first"), uncertain=("uncertain", "max"), primary=("code_at_level", "first"),
-                codes=("code_at_level", lambda s: sorted({c for c in s if isinstance(c, str) and c}))).reset_index()
+    out = g.agg(
+        status=("status", "first"),
+        uncertain=("uncertain", "max"),
+        primary=("code_at_level", "first"),
+        codes=("code_at_level", lambda s: sorted({c for c in s if isinstance(c, str) and c})),
+    ).reset_index()
     if level is not None:
         # A bare category cannot be compared at a deeper level.
         too_shallow = [isinstance(c, str) and bool(c) and cb.code(c).level < level for c in out.primary]
@@ -257,10 +291,16 @@ def label_shares(store: Store, codebook: str, level: int = 0, rater: str | None 
     any_counts = coded.explode("codes").codes.value_counts()
     rows = []
     for c in cb.at_level(level):
-        rows.append({"code": c.id, "name": c.name, "threads": int(counts.get(c.id, 0)),
-                     "share": counts.get(c.id, 0) / len(coded) if len(coded) else float("nan"),
-                     "share_any_mention": any_counts.get(c.id, 0) / len(coded) if len(coded) else float("nan"),
-                     "published_share": c.share / 100 if c.share is not None else None})
+        rows.append(
+            {
+                "code": c.id,
+                "name": c.name,
+                "threads": int(counts.get(c.id, 0)),
+                "share": counts.get(c.id, 0) / len(coded) if len(coded) else float("nan"),
+                "share_any_mention": any_counts.get(c.id, 0) / len(coded) if len(coded) else float("nan"),
+                "published_share": c.share / 100 if c.share is not None else None,
+            }
+        )
     out = pd.DataFrame(rows)
     out.attrs.update(coded=len(coded), irrelevant=int((df.status == "irrelevant").sum()), raters=sorted(df.rater.unique()))
     return out
@@ -291,8 +331,13 @@ def agreement(store: Store, codebook: str, level: int = 0) -> dict:
     raters = list(wide.columns)
     if len(raters) < 2:
         raise InputError(store.path, f"agreement needs two raters; codebook {cb.id} has {len(raters)} ({', '.join(raters)})")
-    result = {"codebook": cb.id, "level": cb.levels[level] if level < len(cb.levels) else level, "raters": raters,
-              "threads": len(wide), "human_kappa_published": cb.human_kappa}
+    result = {
+        "codebook": cb.id,
+        "level": cb.levels[level] if level < len(cb.levels) else level,
+        "raters": raters,
+        "threads": len(wide),
+        "human_kappa_published": cb.human_kappa,
+    }
     if len(wide) == 0:
         raise InputError(store.path, "no thread was coded by every rater")
     values = wide.to_numpy()

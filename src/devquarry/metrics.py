@@ -101,8 +101,10 @@ class Codes:
         if self.run is not None:
             return f"JOIN classification c ON {on} AND c.run_id = {int(self.run)}", []
         who = "AND rater = ?" if self.rater else ""
-        primary = (f"SELECT source, source_id, code FROM label WHERE codebook = ? AND rank = 0 AND status = 'coded' {who} "
-                   "QUALIFY row_number() OVER (PARTITION BY source, source_id ORDER BY rater) = 1")
+        primary = (
+            f"SELECT source, source_id, code FROM label WHERE codebook = ? AND rank = 0 AND status = 'coded' {who} "
+            "QUALIFY row_number() OVER (PARTITION BY source, source_id ORDER BY rater) = 1"
+        )
         return f"JOIN ({primary}) c ON {on}", [self.codebook] + ([self.rater] if self.rater else [])
 
 
@@ -146,12 +148,19 @@ def _known_codebook(store: Store, codebook: str) -> str:
     try:
         cb_id = load_codebook(codebook).id
     except InputError:
-        raise InputError(None, f"unknown codebook {codebook!r}; this store has codes for: {', '.join(held) or 'none'}; "
-                               f"shipped: {', '.join(shipped)}", field="codebook") from None
+        raise InputError(
+            None,
+            f"unknown codebook {codebook!r}; this store has codes for: {', '.join(held) or 'none'}; "
+            f"shipped: {', '.join(shipped)}",
+            field="codebook",
+        ) from None
     if cb_id not in held:
-        raise InputError(None, f"no machine codes or hand labels for codebook {cb_id!r} in this store (it has: "
-                               f"{', '.join(held) or 'none'}); run `devquarry classify --codebook {cb_id}` or import labels",
-                         field="codebook")
+        raise InputError(
+            None,
+            f"no machine codes or hand labels for codebook {cb_id!r} in this store (it has: "
+            f"{', '.join(held) or 'none'}); run `devquarry classify --codebook {cb_id}` or import labels",
+            field="codebook",
+        )
     return cb_id
 
 
@@ -161,11 +170,13 @@ def resolve_codes(store: Store, codebook: str | None, *, labels: str | None = No
     if labels and run is not None:
         raise InputError(None, "give hand labels (--labels RATER) or a classify run (--run ID), not both", field="labels")
     if run is not None:
-        row = store.con.execute("SELECT any_value(codebook), any_value(method) FROM classification WHERE run_id = ?",
-                                [int(run)]).fetchone()
+        row = store.con.execute(
+            "SELECT any_value(codebook), any_value(method) FROM classification WHERE run_id = ?", [int(run)]
+        ).fetchone()
         if row[0] is None:
-            runs = store.con.execute("SELECT run_id, any_value(codebook), any_value(method) FROM classification "
-                                     "GROUP BY run_id ORDER BY run_id").fetchall()
+            runs = store.con.execute(
+                "SELECT run_id, any_value(codebook), any_value(method) FROM classification GROUP BY run_id ORDER BY run_id"
+            ).fetchall()
             listed = ", ".join(f"{r} ({c}, {m})" for r, c, m in runs) or "none"
             raise InputError(None, f"no classify run {run}; classify runs in this store: {listed}", field="run")
         if codebook and _known_codebook(store, codebook) != row[0]:
@@ -178,12 +189,17 @@ def resolve_codes(store: Store, codebook: str | None, *, labels: str | None = No
     if not codebook:
         raise InputError(None, "--by code needs --codebook", field="codebook")
     codebook = _known_codebook(store, codebook)
-    raters = [r[0] for r in store.con.execute("SELECT DISTINCT rater FROM label WHERE codebook = ? AND status = 'coded' "
-                                              "ORDER BY 1", [codebook]).fetchall()]
+    raters = [
+        r[0]
+        for r in store.con.execute(
+            "SELECT DISTINCT rater FROM label WHERE codebook = ? AND status = 'coded' ORDER BY 1", [codebook]
+        ).fetchall()
+    ]
     if labels:
         if labels not in raters:
-            raise InputError(None, f"no hand labels by rater {labels!r} for {codebook}; raters: {', '.join(raters) or 'none'}",
-                             field="labels")
+            raise InputError(
+                None, f"no hand labels by rater {labels!r} for {codebook}; raters: {', '.join(raters) or 'none'}", field="labels"
+            )
         return Codes(codebook, None, labels, f"hand labels (rater {labels})")
     latest = latest_classify_run(store, codebook)
     if latest is not None:
@@ -194,9 +210,19 @@ def resolve_codes(store: Store, codebook: str | None, *, labels: str | None = No
     return Codes(codebook, None, None, f"hand labels (raters {', '.join(raters)}: each thread's first in name order)")
 
 
-def select_groups(store: Store, by: str = "source", *, codebook: str | None = None, period: str = "quarter",
-                  sources: list[str] | None = None, topic_run: int | None = None, dedupe: bool = True,
-                  labels: str | None = None, run: int | None = None, codes: Codes | None = None) -> int:
+def select_groups(
+    store: Store,
+    by: str = "source",
+    *,
+    codebook: str | None = None,
+    period: str = "quarter",
+    sources: list[str] | None = None,
+    topic_run: int | None = None,
+    dedupe: bool = True,
+    labels: str | None = None,
+    run: int | None = None,
+    codes: Codes | None = None,
+) -> int:
     """Fill the temporary table ``sel``: one row per thread and group (a multi-label code puts a
     thread in several), with ``grp``, the ``threads`` view's columns and the hours to the first
     reply and to the accepted answer; and ``sel_threads``: each thread of ``sel`` once. Returns
@@ -216,8 +242,10 @@ def select_groups(store: Store, by: str = "source", *, codebook: str | None = No
         from devquarry.topics import latest_topic_run
 
         run = topic_run or latest_topic_run(store)
-        join = (f"JOIN topic_assignment a ON a.source = t.source AND a.source_id = t.source_id AND a.run_id = {int(run)} "
-                f"LEFT JOIN topic p ON p.run_id = a.run_id AND p.topic_id = a.topic_id")
+        join = (
+            f"JOIN topic_assignment a ON a.source = t.source AND a.source_id = t.source_id AND a.run_id = {int(run)} "
+            f"LEFT JOIN topic p ON p.run_id = a.run_id AND p.topic_id = a.topic_id"
+        )
         key = "a.topic_id || ': ' || coalesce(p.label, '')"
     elif by == "period":
         join, key = "", f"strftime(date_trunc('{period}', t.created_at), '%Y-%m')"
@@ -226,14 +254,16 @@ def select_groups(store: Store, by: str = "source", *, codebook: str | None = No
     else:
         join, key = "", "t.source"
     # Copies share source, title and creation time; keep the most viewed one.
-    copies = ("QUALIFY t.title IS NULL OR t.created_at IS NULL OR row_number() OVER "
-              "(PARTITION BY t.source, lower(trim(t.title)), t.created_at ORDER BY t.views DESC NULLS LAST, t.source_id) = 1")
+    copies = (
+        "QUALIFY t.title IS NULL OR t.created_at IS NULL OR row_number() OVER "
+        "(PARTITION BY t.source, lower(trim(t.title)), t.created_at ORDER BY t.views DESC NULLS LAST, t.source_id) = 1"
+    )
     base = f"SELECT * FROM threads t {copies}" if dedupe else "SELECT * FROM threads"
     sel = f"""WITH base AS ({base})
       SELECT t.*, {key} AS grp,
         CASE WHEN t.first_reply_at >= t.created_at THEN date_diff('second', t.created_at, t.first_reply_at) / 3600.0 END AS hours_first,
         CASE WHEN t.accepted_at >= t.created_at THEN date_diff('second', t.created_at, t.accepted_at) / 3600.0 END AS hours_accepted
-      FROM base t {join} {'WHERE ' + ' AND '.join(where) if where else ''}"""
+      FROM base t {join} {"WHERE " + " AND ".join(where) if where else ""}"""
     store.con.execute(f"CREATE OR REPLACE TEMP TABLE sel AS {sel}", params)
     store.con.execute("""CREATE OR REPLACE TEMP TABLE sel_threads AS SELECT * FROM sel
                          QUALIFY row_number() OVER (PARTITION BY source, source_id ORDER BY grp) = 1""")
@@ -286,8 +316,10 @@ def metrics(
     try:
         groups = store.query(_AGG.format(key="grp", table="sel"))
         overall = store.query(_AGG.format(key="'(all)'", table="sel_threads").replace("GROUP BY ALL", ""))
-        flags = pd.concat([store.query(_FLAGS.format(key="'(all)'", table="sel_threads")),
-                           store.query(_FLAGS.format(key="grp", table="sel"))], ignore_index=True)
+        flags = pd.concat(
+            [store.query(_FLAGS.format(key="'(all)'", table="sel_threads")), store.query(_FLAGS.format(key="grp", table="sel"))],
+            ignore_index=True,
+        )
     finally:
         drop_selection(store)
     if by == "period":
@@ -306,5 +338,6 @@ ROWS_BY_CODE = "each code's row counts the threads with that code; (all) counts 
 
 def check_codes_choice(by: str, labels: str | None, run: int | None) -> None:
     if (labels or run is not None) and by != "code":
-        raise InputError(None, f"--labels and --run choose the codes of --by code, not --by {by}",
-                         field="labels" if labels else "run")
+        raise InputError(
+            None, f"--labels and --run choose the codes of --by code, not --by {by}", field="labels" if labels else "run"
+        )

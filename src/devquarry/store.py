@@ -12,7 +12,7 @@ import os
 import platform
 import warnings
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -230,14 +230,14 @@ class Store:
             )
 
     def _check_version(self) -> None:
-        has_meta = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
-        ).fetchone()[0]
+        has_meta = self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'").fetchone()[0]
         if not has_meta:
             return
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row and int(row[0]) > SCHEMA_VERSION:
-            raise InputError(self.path, f"store has schema version {row[0]}, newer than this devquarry ({SCHEMA_VERSION}); upgrade devquarry")
+            raise InputError(
+                self.path, f"store has schema version {row[0]}, newer than this devquarry ({SCHEMA_VERSION}); upgrade devquarry"
+            )
 
     @property
     def schema_version(self) -> int:
@@ -267,7 +267,7 @@ class Store:
                 json.dumps(library_versions()),
                 json.dumps(counts, default=str),
                 started_at,
-                datetime.now(timezone.utc),
+                datetime.now(UTC),
             ],
         )
 
@@ -277,16 +277,20 @@ class Store:
         total = json.loads(row[0]) if row and row[0] else {}
         for k, v in counts.items():
             total[k] = total.get(k, 0) + v if isinstance(v, (int, float)) else v
-        self.con.execute("UPDATE run SET counts = ?, ended_at = ? WHERE run_id = ?",
-                         [json.dumps(total, default=str), datetime.now(timezone.utc), run_id])
+        self.con.execute(
+            "UPDATE run SET counts = ?, ended_at = ? WHERE run_id = ?",
+            [json.dumps(total, default=str), datetime.now(UTC), run_id],
+        )
 
     def crawl_state(self, crawler: str, target: str) -> dict:
         row = self.con.execute("SELECT state FROM crawl_state WHERE crawler = ? AND target = ?", [crawler, target]).fetchone()
         return json.loads(row[0]) if row else {}
 
     def save_crawl_state(self, crawler: str, target: str, state: dict) -> None:
-        self.con.execute("INSERT OR REPLACE INTO crawl_state VALUES (?, ?, ?, ?)",
-                         [crawler, target, json.dumps(state, default=str), datetime.now(timezone.utc)])
+        self.con.execute(
+            "INSERT OR REPLACE INTO crawl_state VALUES (?, ?, ?, ?)",
+            [crawler, target, json.dumps(state, default=str), datetime.now(UTC)],
+        )
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with warnings.catch_warnings():
@@ -296,7 +300,11 @@ class Store:
             df = self.con.execute(sql, params or []).df()
         # DuckDB hands LIST columns back as numpy arrays; plain lists behave in templates and tests.
         for col in df.columns:
-            if df[col].dtype == object and len(df) and isinstance(df[col].dropna().iloc[0] if df[col].notna().any() else None, np.ndarray):
+            if (
+                df[col].dtype == object
+                and len(df)
+                and isinstance(df[col].dropna().iloc[0] if df[col].notna().any() else None, np.ndarray)
+            ):
                 df[col] = df[col].map(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
         return df
 
@@ -305,13 +313,17 @@ class Store:
         if source:
             df = self.query("SELECT * EXCLUDE (raw) FROM threads WHERE source = ? ORDER BY created_at, source_id", [source])
         else:
-            df = self.query("SELECT * EXCLUDE (raw) FROM threads ORDER BY source, created_at, source_id")  # ties too: topics depend on order
+            df = self.query(
+                "SELECT * EXCLUDE (raw) FROM threads ORDER BY source, created_at, source_id"
+            )  # ties too: topics depend on order
         df["tags"] = df["tags"].map(lambda v: [] if v is None else list(v))
         return df
 
     def replies(self, source: str | None = None) -> pd.DataFrame:
         where = "WHERE source = ?" if source else ""
-        return self.query(f"SELECT * EXCLUDE (raw) FROM replies {where} ORDER BY source, thread_id, created_at", [source] if source else [])
+        return self.query(
+            f"SELECT * EXCLUDE (raw) FROM replies {where} ORDER BY source, thread_id, created_at", [source] if source else []
+        )
 
     def links(self) -> pd.DataFrame:
         return self.query("SELECT * FROM link ORDER BY source, from_id")
@@ -320,7 +332,4 @@ class Store:
         return self.query("SELECT * FROM run ORDER BY run_id")
 
     def counts(self) -> dict[str, int]:
-        return {
-            t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("thread", "reply", "link", "run")
-        }
+        return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("thread", "reply", "link", "run")}

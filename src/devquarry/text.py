@@ -8,8 +8,26 @@ import ftfy
 from lxml import etree
 
 _BLOCK_TAGS = {
-    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
-    "blockquote", "table", "tr", "hr", "aside", "details", "summary", "section",
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "table",
+    "tr",
+    "hr",
+    "aside",
+    "details",
+    "summary",
+    "section",
 }
 _DROP_TAGS = {"script", "style", "svg", "noscript"}
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.S | re.M)

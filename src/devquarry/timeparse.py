@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Formats seen in the wild besides ISO 8601: the Stack Overflow study's CSV ("2025/1/21 18:30").
 EXTRA_FORMATS = ("%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%d/%m/%Y %H:%M")
@@ -33,7 +33,7 @@ def parse_time(value, formats: tuple[str, ...] = ()) -> datetime | None:
     elif isinstance(value, float) and value != value:  # NaN from JSON or a spreadsheet
         return None
     elif isinstance(value, (int, float)):
-        dt = datetime.fromtimestamp(value, tz=timezone.utc)
+        dt = datetime.fromtimestamp(value, tz=UTC)
     else:
         text = str(value).strip()
         if not text or text.lower() in {"none", "null", "nan", "nat"}:
@@ -42,5 +42,5 @@ def parse_time(value, formats: tuple[str, ...] = ()) -> datetime | None:
         if dt is None:
             raise ValueError(f"not a date or time: {text[:40]!r}")
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)

@@ -73,20 +73,40 @@ def _partial(df: pd.DataFrame, per_source: pd.DataFrame, ends: dict[str, float],
     gone = key.isin([(s, c) for s, (c, _) in cut.items()])
     if not gone.any():
         return df, None
-    dropped = per_source[pd.Series(list(zip(per_source.source, per_source.period))).isin([(s, c) for s, (c, _) in cut.items()]).to_numpy()]
+    dropped = per_source[
+        pd.Series(list(zip(per_source.source, per_source.period))).isin([(s, c) for s, (c, _) in cut.items()]).to_numpy()
+    ]
     periods = []
     for start, g in dropped.groupby("period"):
         srcs = sorted(g.source)
-        periods.append({"period": period_label(start, period), "threads": int(g.threads.sum()), "sources": srcs,
-                        "data_end": max(cut[s][1] for s in srcs).strftime("%Y-%m-%d")})
-    info = {"threads": int(dropped.threads.sum()), "periods": periods,
-            "groups": df[gone].groupby("group").threads.sum().astype(int).to_dict()}
+        periods.append(
+            {
+                "period": period_label(start, period),
+                "threads": int(g.threads.sum()),
+                "sources": srcs,
+                "data_end": max(cut[s][1] for s in srcs).strftime("%Y-%m-%d"),
+            }
+        )
+    info = {
+        "threads": int(dropped.threads.sum()),
+        "periods": periods,
+        "groups": df[gone].groupby("group").threads.sum().astype(int).to_dict(),
+    }
     return df[~gone], info
 
 
-def series(store: Store, by: str = "source", *, codebook: str | None = None, period: str = "quarter",
-           sources: list[str] | None = None, complete_only: bool = True, dedupe: bool = True,
-           labels: str | None = None, run: int | None = None) -> pd.DataFrame:
+def series(
+    store: Store,
+    by: str = "source",
+    *,
+    codebook: str | None = None,
+    period: str = "quarter",
+    sources: list[str] | None = None,
+    complete_only: bool = True,
+    dedupe: bool = True,
+    labels: str | None = None,
+    run: int | None = None,
+) -> pd.DataFrame:
     """Long table: group, period (start), threads, unresolved, pct_unresolved; each group over its own
     span, empty periods inside it filled with zeros."""
     grouping = by if by != "period" else "source"
@@ -112,8 +132,11 @@ def series(store: Store, by: str = "source", *, codebook: str | None = None, per
         totals = per_source.groupby("period").threads.sum()
         cut = _stray_cut(totals, pd.date_range(df.period.min(), df.period.max(), freq=freq))
         if cut is not None:
-            attrs["left_out_early"] = {"before": period_label(cut, period), "threads": int(totals[totals.index < cut].sum()),
-                                       "groups": df[df.period < cut].groupby("group").threads.sum().astype(int).to_dict()}
+            attrs["left_out_early"] = {
+                "before": period_label(cut, period),
+                "threads": int(totals[totals.index < cut].sum()),
+                "groups": df[df.period < cut].groupby("group").threads.sum().astype(int).to_dict(),
+            }
             df = df[df.period >= cut]
         df, attrs["dropped_partial"] = _partial(df, per_source, ends, period)
     if df.empty:
@@ -135,28 +158,45 @@ def series(store: Store, by: str = "source", *, codebook: str | None = None, per
     return out
 
 
-def trends(store: Store, by: str = "source", *, codebook: str | None = None, period: str = "quarter",
-           sources: list[str] | None = None, measure: str = "threads", complete_only: bool = True,
-           labels: str | None = None, run: int | None = None) -> pd.DataFrame:
-    """One row per group: periods, first and last period's value, total, Kendall's tau, p-value,
-    Sen's slope per period with its 95% interval, the direction (increasing, decreasing, no trend),
-    and the threads of a partial last period left out (``partial_dropped``)."""
+def trends(
+    store: Store,
+    by: str = "source",
+    *,
+    codebook: str | None = None,
+    period: str = "quarter",
+    sources: list[str] | None = None,
+    measure: str = "threads",
+    complete_only: bool = True,
+    labels: str | None = None,
+    run: int | None = None,
+) -> pd.DataFrame:
+    """One row per group: periods, first and last period's value, total, the classic Mann-Kendall
+    test's tau and p-value, Sen's slope per period with its 95% interval, the direction (increasing,
+    decreasing, no trend), and the threads of a partial last period left out (``partial_dropped``);
+    ``attrs["test"]`` names the test."""
     if measure not in MEASURES:
         raise InputError(None, f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}", field="measure")
-    long = series(store, by, codebook=codebook, period=period, sources=sources, complete_only=complete_only,
-                  labels=labels, run=run)
+    long = series(
+        store, by, codebook=codebook, period=period, sources=sources, complete_only=complete_only, labels=labels, run=run
+    )
     dropped = (long.attrs.get("dropped_partial") or {}).get("groups", {})
     rows = []
     for group, g in long.groupby("group", sort=False):
         g = g.sort_values("period")
         values = g[measure].dropna()
         test = stats.mann_kendall(values.to_numpy())
-        rows.append({"group": group, "threads": int(g.threads.sum()),
-                     "first_period": g.period.iloc[0].strftime("%Y-%m") if len(g) else None,
-                     "last_period": g.period.iloc[-1].strftime("%Y-%m") if len(g) else None,
-                     "first_value": float(values.iloc[0]) if len(values) else None,
-                     "last_value": float(values.iloc[-1]) if len(values) else None, **test,
-                     "partial_dropped": int(dropped.get(group, 0))})
+        rows.append(
+            {
+                "group": group,
+                "threads": int(g.threads.sum()),
+                "first_period": g.period.iloc[0].strftime("%Y-%m") if len(g) else None,
+                "last_period": g.period.iloc[-1].strftime("%Y-%m") if len(g) else None,
+                "first_value": float(values.iloc[0]) if len(values) else None,
+                "last_value": float(values.iloc[-1]) if len(values) else None,
+                **test,
+                "partial_dropped": int(dropped.get(group, 0)),
+            }
+        )
     # A group whose threads all fell in the partial period has no series, but is still named.
     for group in sorted(set(dropped) - set(long.group)):
         rows.append({"group": group, "threads": 0, **stats.mann_kendall([]), "partial_dropped": int(dropped[group])})
@@ -164,5 +204,5 @@ def trends(store: Store, by: str = "source", *, codebook: str | None = None, per
     if not out.empty:
         out = out.sort_values("threads", ascending=False, ignore_index=True)
     out.attrs.update(long.attrs)
-    out.attrs.update(measure=measure)
+    out.attrs.update(measure=measure, test=stats.TREND_TEST)
     return out

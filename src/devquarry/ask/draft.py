@@ -6,26 +6,32 @@ Endpoint, model and key come from the environment (``DEVQUARRY_OPENAI_BASE_URL``
 only and is never logged or stored. Tokens are counted with a conservative estimate (the larger of
 1.35 per word and one per 3.5 characters: English BPE tokenizers give fewer) so that the prompt
 and the answer fit the model's context window; each thread's excerpt is shortened until they do.
+Retries follow the shared :data:`devquarry.http_policy.API` policy (or the one given).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
-import time
 from dataclasses import dataclass, field
 
 import httpx
 import pandas as pd
 
 from devquarry.errors import InputError
+from devquarry.http_policy import API, GiveUp, RetryPolicy
 
-ABSTAIN = ("Not enough confidence to draft an answer: no resolved thread is close enough to this question. "
-           "The closest threads are listed above; consider asking on the forum.")
-SYSTEM = ("You answer developers' questions about building on large language models. Use ONLY the numbered threads "
-          "given. Cite every claim with the thread's number in square brackets, like [1] or [2][3]. If the threads do "
-          "not answer the question, say so in one sentence. Be brief and concrete.")
+ABSTAIN = (
+    "Not enough confidence to draft an answer: no resolved thread is close enough to this question. "
+    "The closest threads are listed above; consider asking on the forum."
+)
+SYSTEM = (
+    "You answer developers' questions about building on large language models. Use ONLY the numbered threads "
+    "given. Cite every claim with the thread's number in square brackets, like [1] or [2][3]. If the threads do "
+    "not answer the question, say so in one sentence. Be brief and concrete."
+)
 
 
 def count_tokens(text: str) -> int:
@@ -55,35 +61,48 @@ def _thread_block(n: int, hit: dict, question_text: str, limit: int) -> str:
     return block
 
 
-def build_messages(question: str, hits: pd.DataFrame, bodies: dict[str, str], context_tokens: int, answer_tokens: int) -> tuple[list[dict], int]:
+def build_messages(
+    question: str, hits: pd.DataFrame, bodies: dict[str, str], context_tokens: int, answer_tokens: int
+) -> tuple[list[dict], int]:
     budget = context_tokens - answer_tokens - count_tokens(SYSTEM) - count_tokens(question) - 50
     if budget < 100:
         raise InputError(None, f"a context of {context_tokens} tokens leaves no room for the threads", field="context-tokens")
     per = budget // max(len(hits), 1)
-    blocks = [_thread_block(i, h, bodies.get(f"{h['source']}|{h['source_id']}", ""), per)
-              for i, h in enumerate(hits.to_dict("records"), 1)]
+    blocks = [
+        _thread_block(i, h, bodies.get(f"{h['source']}|{h['source_id']}", ""), per)
+        for i, h in enumerate(hits.to_dict("records"), 1)
+    ]
     user = "Threads:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer with citations:"
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
     return messages, count_tokens(SYSTEM) + count_tokens(user)
 
 
-def chat(messages: list[dict], *, base_url: str, model: str, key: str | None, max_tokens: int, timeout: float = 60.0,
-         retries: int = 4) -> str:
+def chat(
+    messages: list[dict],
+    *,
+    base_url: str,
+    model: str,
+    key: str | None,
+    max_tokens: int,
+    timeout: float | None = None,
+    policy: RetryPolicy | None = None,
+) -> str:
     url = base_url.rstrip("/") + "/chat/completions"
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    policy = dataclasses.replace(policy or API, **({"timeout": timeout} if timeout is not None else {}))
     last = ""
-    for attempt in range(retries + 1):
+    tries = policy.attempts()
+    for attempt in tries:
         try:
-            resp = httpx.post(url, json=body, headers=headers, timeout=timeout)
+            resp = httpx.post(url, json=body, headers=headers, timeout=tries.timeout())
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             last = exc.__class__.__name__
-            time.sleep(0.5 * 2 ** attempt)
+            _pause(tries, attempt, url)
             continue
-        if resp.status_code in (429, 500, 502, 503, 504):
+        if policy.retryable(resp.status_code):
             last = f"HTTP {resp.status_code}"
-            after = resp.headers.get("retry-after")
-            time.sleep(float(after) if after and after.replace(".", "", 1).isdigit() else 0.5 * 2 ** attempt)
+            _pause(tries, attempt, url, resp.headers.get("retry-after"))
             continue
         if resp.status_code >= 400:
             raise InputError(None, f"the chat endpoint {url} answered HTTP {resp.status_code}: {resp.text[:200]}")
@@ -91,12 +110,30 @@ def chat(messages: list[dict], *, base_url: str, model: str, key: str | None, ma
             return resp.json()["choices"][0]["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError):
             raise InputError(None, f"the chat endpoint {url} answered without choices[0].message.content") from None
-    raise InputError(None, f"the chat endpoint {url} failed after {retries + 1} attempts ({last})")
+    raise InputError(None, f"the chat endpoint {url} failed after {policy.retries + 1} attempts ({last})")
 
 
-def draft(question: str, hits: pd.DataFrame, bodies: dict[str, str] | None = None, *, confident: bool = True,
-          base_url: str | None = None, model: str | None = None, key: str | None = None,
-          context_tokens: int = 8192, answer_tokens: int = 512, timeout: float = 60.0) -> Draft:
+def _pause(tries, attempt: int, url: str, retry_after: str | None = None) -> None:
+    try:
+        tries.pause(attempt, retry_after)
+    except GiveUp as exc:
+        raise InputError(None, f"the chat endpoint {url}: {exc}") from None
+
+
+def draft(
+    question: str,
+    hits: pd.DataFrame,
+    bodies: dict[str, str] | None = None,
+    *,
+    confident: bool = True,
+    base_url: str | None = None,
+    model: str | None = None,
+    key: str | None = None,
+    context_tokens: int = 8192,
+    answer_tokens: int = 512,
+    timeout: float | None = None,
+    policy: RetryPolicy | None = None,
+) -> Draft:
     """Draft an answer from ``hits`` (the rows ``ask`` returns) alone; abstain when not ``confident``."""
     if not confident or hits.empty:
         return Draft(ABSTAIN, abstained=True)
@@ -104,10 +141,13 @@ def draft(question: str, hits: pd.DataFrame, bodies: dict[str, str] | None = Non
     model = model or os.environ.get("DEVQUARRY_CHAT_MODEL")
     key = key if key is not None else os.environ.get("DEVQUARRY_OPENAI_API_KEY")
     if not base_url or not model:
-        raise InputError(None, "--draft needs DEVQUARRY_OPENAI_BASE_URL and DEVQUARRY_CHAT_MODEL (an OpenAI-compatible endpoint)",
-                         field="draft")
+        raise InputError(
+            None,
+            "--draft needs DEVQUARRY_OPENAI_BASE_URL and DEVQUARRY_CHAT_MODEL (an OpenAI-compatible endpoint)",
+            field="draft",
+        )
     messages, used = build_messages(question, hits, bodies or {}, context_tokens, answer_tokens)
-    text = chat(messages, base_url=base_url, model=model, key=key, max_tokens=answer_tokens, timeout=timeout)
+    text = chat(messages, base_url=base_url, model=model, key=key, max_tokens=answer_tokens, timeout=timeout, policy=policy)
     cited = sorted({int(n) for n in re.findall(r"\[(\d+)\]", text)})
     valid = [n for n in cited if 1 <= n <= len(hits)]
     for bad in set(cited) - set(valid):  # a number that names no thread is not a citation

@@ -44,7 +44,7 @@ def fitted_backend(embedding: str) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _named_embedder(embedding: str):
+def named_embedder(embedding: str):
     return get_embedder(embedding)
 
 
@@ -106,8 +106,9 @@ class HybridIndex:
         np.save(self.folder / "vectors.npy", self.vectors)
         if self.embedder is not None and fitted_backend(self.embedding):
             joblib.dump(self.embedder, self.folder / "embedder.joblib")
-        (self.folder / "index.json").write_text(json.dumps({"embedding": self.embedding, "documents": len(self.docs),
-                                                           "fitted_on": self.fitted_on}))
+        (self.folder / "index.json").write_text(
+            json.dumps({"embedding": self.embedding, "documents": len(self.docs), "fitted_on": self.fitted_on})
+        )
 
     # -- building ----------------------------------------------------------------------------
     def _index_bm25(self) -> None:
@@ -120,7 +121,7 @@ class HybridIndex:
     def _embedder(self):
         """The embedder of the index's vectors; a fitted one (LSA) only after ``update`` fitted or loaded it."""
         if self.embedder is None and not fitted_backend(self.embedding):
-            self.embedder = _named_embedder(self.embedding)
+            self.embedder = named_embedder(self.embedding)
         if self.embedder is None:
             raise RuntimeError(f"the {self.embedding} index in {self.folder} has no fitted embedder; call update() first")
         return self.embedder
@@ -138,11 +139,16 @@ class HybridIndex:
         same = docs.key.map(old).eq(docs.hash)
         removed = len(set(old) - set(docs.key))
         growth = len(docs) / max(self.fitted_on, 1) - 1
-        refit = (fitted_backend(self.embedding) and len(docs) > 0
-                 and (self.embedder is None or growth > LSA_REFIT_GROWTH))
+        refit = fitted_backend(self.embedding) and len(docs) > 0 and (self.embedder is None or growth > LSA_REFIT_GROWTH)
         fresh = docs[~same]
-        return {"docs": docs, "same": same, "fresh": fresh, "removed": removed, "refit": refit,
-                "to_embed": len(docs) if refit else len(fresh)}
+        return {
+            "docs": docs,
+            "same": same,
+            "fresh": fresh,
+            "removed": removed,
+            "refit": refit,
+            "to_embed": len(docs) if refit else len(fresh),
+        }
 
     def update(self, docs: pd.DataFrame, progress: Callable[[int], None] | None = None) -> dict:
         """Bring the index in line with ``docs`` (key, hash, text); return what changed.
@@ -167,7 +173,11 @@ class HybridIndex:
             order = pd.concat([keep, fresh], ignore_index=True)
             vectors = vectors[pd.Index(docs.key).get_indexer(order.key)]
         else:
-            kept_vectors = self.vectors[[position[k] for k in keep.key]] if len(keep) else np.zeros((0, self.vectors.shape[1] if self.vectors.size else 0), np.float32)
+            kept_vectors = (
+                self.vectors[[position[k] for k in keep.key]]
+                if len(keep)
+                else np.zeros((0, self.vectors.shape[1] if self.vectors.size else 0), np.float32)
+            )
             new_vectors = self._encode(fresh.text.tolist(), progress) if len(fresh) else kept_vectors[:0]
             vectors = np.vstack([kept_vectors, new_vectors]) if len(kept_vectors) else new_vectors
             order = pd.concat([keep, fresh], ignore_index=True)
@@ -201,8 +211,17 @@ class HybridIndex:
         top = candidates[np.argsort(-sims[candidates], kind="stable")[:k]]
         return top, sims[top]
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid", candidates: int = CANDIDATES,
-               exclude: set | None = None, fusion: str = "convex", alpha: float = 0.5, only: set | None = None) -> pd.DataFrame:
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        candidates: int = CANDIDATES,
+        exclude: set | None = None,
+        fusion: str = "convex",
+        alpha: float = 0.5,
+        only: set | None = None,
+    ) -> pd.DataFrame:
         """Top ``k`` documents: key, score, bm25_rank, dense_rank, cosine, overlap (the share of the
         query's stemmed content words the document holds); mode: hybrid, bm25 or dense; ``only``: the
         keys that may be returned (None: all), so one index serves every choice of sources.
@@ -212,7 +231,9 @@ class HybridIndex:
         the candidates of both retrievers."""
         mask = self.docs.key.isin(only).to_numpy() if only is not None else None
         b_idx, b_score = self.bm25_ranking(query, candidates, mask) if mode in ("hybrid", "bm25") else (np.zeros(0, int), None)
-        d_idx, d_sim = self.dense_ranking(query, max(candidates, k), mask) if mode in ("hybrid", "dense") else (np.zeros(0, int), None)
+        d_idx, d_sim = (
+            self.dense_ranking(query, max(candidates, k), mask) if mode in ("hybrid", "dense") else (np.zeros(0, int), None)
+        )
         rows: dict[int, dict] = {}
         for rank, i in enumerate(b_idx, 1):
             rows.setdefault(int(i), {"bm25_rank": None, "dense_rank": None})["bm25_rank"] = rank

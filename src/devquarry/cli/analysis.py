@@ -6,27 +6,49 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.text import Text
 
-from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _store, app, emit, err, out
+from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _store, app, emit, err, out, output_format
 
 ByOpt = Annotated[str, typer.Option(help="Group by source, category (forum category), code (a codebook's), topic or period.")]
-CodebookOpt = Annotated[Optional[str], typer.Option(help="With --by code: the codebook (latest machine codes, else hand labels).")]
-LabelsOpt = Annotated[Optional[str], typer.Option("--labels", metavar="RATER",
-                                                  help="With --by code: this rater's hand labels (primary code) instead of machine codes.")]
-RunOpt = Annotated[Optional[int], typer.Option("--run", metavar="ID", help="With --by code: the codes of this classify run (see `devquarry runs`).")]
+CodebookOpt = Annotated[
+    Optional[str], typer.Option(help="With --by code: the codebook (latest machine codes, else hand labels).")
+]
+LabelsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--labels", metavar="RATER", help="With --by code: this rater's hand labels (primary code) instead of machine codes."
+    ),
+]
+RunOpt = Annotated[
+    Optional[int],
+    typer.Option("--run", metavar="ID", help="With --by code: the codes of this classify run (see `devquarry runs`)."),
+]
 PeriodOpt = Annotated[str, typer.Option(help="month, quarter or year.")]
 SourceOpt = Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")]
 
-_METRIC_COLUMNS = ["group", "threads", "share", "views_median", "pct_no_reply", "pct_under_3_replies", "pct_unresolved",
-                   "pct_unresolved_lo", "pct_unresolved_hi", "hours_to_first_reply_median", "hours_to_first_reply_mean",
-                   "hours_to_accepted_median", "days_to_close_median"]
+_METRIC_COLUMNS = [
+    "group",
+    "threads",
+    "share",
+    "views_median",
+    "pct_no_reply",
+    "pct_under_3_replies",
+    "pct_unresolved",
+    "pct_unresolved_lo",
+    "pct_unresolved_hi",
+    "hours_to_first_reply_median",
+    "hours_to_first_reply_mean",
+    "hours_to_accepted_median",
+    "days_to_close_median",
+]
 
 
 def _say(line: str, *, as_table: bool) -> str | None:
     """A line about what the rows are: the table's title, or on stderr when the rows are JSON or CSV."""
     if as_table:
         return line
+    from rich.text import Text
+
     err.print(Text(line), highlight=False, soft_wrap=True)
     return None
 
@@ -43,7 +65,9 @@ def metrics(
     run: RunOpt = None,
     period: PeriodOpt = "quarter",
     source: SourceOpt = None,
-    keep_duplicates: Annotated[bool, typer.Option(help="Count copies of a question (same source, title and time) apart.")] = False,
+    keep_duplicates: Annotated[
+        bool, typer.Option(help="Count copies of a question (same source, title and time) apart.")
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -52,13 +76,15 @@ def metrics(
     """Popularity and difficulty per group: threads, views, % no reply, % under 3 replies, % unresolved (95% interval), hours to first reply and to an accepted answer."""
     from devquarry.metrics import metrics as run_metrics
 
+    fmt = output_format(as_json, as_csv, as_table)
     with _store(db, read_only=True) as store:
-        df = run_metrics(store, by, codebook=codebook, period=period, sources=source, dedupe=not keep_duplicates,
-                         labels=labels, run=run)
-    title = _say(_codes_line(df.attrs), as_table=not as_json and not as_csv) if "codes_from" in df.attrs else None
-    if not as_json and not as_csv:
+        df = run_metrics(
+            store, by, codebook=codebook, period=period, sources=source, dedupe=not keep_duplicates, labels=labels, run=run
+        )
+    title = _say(_codes_line(df.attrs), as_table=fmt == "table") if "codes_from" in df.attrs else None
+    if fmt == "table":
         df = df[[c for c in _METRIC_COLUMNS if c in df.columns]]
-    emit(df, as_json=as_json, as_csv=as_csv, title=title)
+    emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table, title=title)
 
 
 @app.command()
@@ -77,14 +103,26 @@ def trends(
     as_table: TableOpt = False,
 ) -> None:
     """Trend per group over periods (each group over its own span): Mann-Kendall test of its direction and Sen's slope with its 95% interval."""
+    from rich.text import Text
+
     from devquarry.trends import trends as run_trends
 
+    output_format(as_json, as_csv, as_table)
     with _store(db, read_only=True) as store:
-        df = run_trends(store, by, codebook=codebook, period=period, sources=source, measure=measure,
-                        complete_only=not keep_partial, labels=labels, run=run)
+        df = run_trends(
+            store,
+            by,
+            codebook=codebook,
+            period=period,
+            sources=source,
+            measure=measure,
+            complete_only=not keep_partial,
+            labels=labels,
+            run=run,
+        )
     for line in trend_notes(df.attrs):
         err.print(Text(line), highlight=False, soft_wrap=True)
-    emit(df, as_json=as_json, as_csv=as_csv, title=f"{measure} per {period}")
+    emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table, title=f"{measure} per {period}")
 
 
 def trend_notes(attrs: dict) -> list[str]:
@@ -99,7 +137,9 @@ def trend_notes(attrs: dict) -> list[str]:
     for p in (partial or {}).get("periods", []):
         srcs = p["sources"]
         whose = srcs[0] if len(srcs) == 1 else f"{len(srcs)} sources"
-        lines.append(f"dropped partial {p['period']}: {p['threads']:,} threads ({whose}; data end {p['data_end']}; --keep-partial keeps them)")
+        lines.append(
+            f"dropped partial {p['period']}: {p['threads']:,} threads ({whose}; data end {p['data_end']}; --keep-partial keeps them)"
+        )
     return lines
 
 
@@ -116,18 +156,25 @@ def compare(
     as_table: TableOpt = False,
 ) -> None:
     """One codebook's codes side by side across sources: threads with each code, share and % unresolved per source."""
-    from devquarry.compare import compare as run_compare, side_by_side
+    from devquarry.compare import compare as run_compare
+    from devquarry.compare import side_by_side
 
+    fmt = output_format(as_json, as_csv, as_table)
     with _store(db, read_only=True) as store:
         df = run_compare(store, codebook, sources=source, labels=labels, run=run)
-    title = _say(_codes_line(df.attrs), as_table=not as_json and not as_csv)
-    emit(df if long else side_by_side(df), as_json=as_json, as_csv=as_csv, title=title)
+    title = _say(_codes_line(df.attrs), as_table=fmt == "table")
+    emit(df if long else side_by_side(df), as_json=as_json, as_csv=as_csv, as_table=as_table, title=title)
 
 
 @app.command()
 def hotspots(
-    by: Annotated[str, typer.Option(help="code (default: the store's codebook, else category or source), topic, category or source.")] = "code",
-    codebook: Annotated[Optional[str], typer.Option(help="Codebook of the codes (default: the latest classify run's, else the most hand-labelled).")] = None,
+    by: Annotated[
+        str, typer.Option(help="code (default: the store's codebook, else category or source), topic, category or source.")
+    ] = "code",
+    codebook: Annotated[
+        Optional[str],
+        typer.Option(help="Codebook of the codes (default: the latest classify run's, else the most hand-labelled)."),
+    ] = None,
     labels: LabelsOpt = None,
     run: RunOpt = None,
     source: SourceOpt = None,
@@ -139,9 +186,12 @@ def hotspots(
     as_table: TableOpt = False,
 ) -> None:
     """Groups ranked by hotspot score sqrt(popularity x difficulty), with the playbook's fix, the LLM limit, and example threads."""
+    from rich.text import Text
+
     from devquarry.hotspots import hotspots as run_hotspots
     from devquarry.metrics import code_grouping, resolve_codes
 
+    fmt = output_format(as_json, as_csv, as_table)
     with _store(db, read_only=True) as store:
         by, codebook, note = code_grouping(store, by, codebook)
         if note:
@@ -149,11 +199,14 @@ def hotspots(
         if by == "code":
             codes = resolve_codes(store, codebook, labels=labels, run=run)
             err.print(Text(f"{codes.codebook} codes from {codes.description}"), highlight=False, soft_wrap=True)
-        df = run_hotspots(store, by, codebook=codebook, sources=source, min_threads=min_threads, examples=examples,
-                          labels=labels, run=run)
-    if not as_json and not as_csv:
-        df = df[["group", "threads", "pct_unresolved", "popularity", "difficulty", "score", "is_hotspot", "fix", "limit", "examples"]]
-    emit(df, as_json=as_json, as_csv=as_csv)
+        df = run_hotspots(
+            store, by, codebook=codebook, sources=source, min_threads=min_threads, examples=examples, labels=labels, run=run
+        )
+    if fmt == "table":
+        df = df[
+            ["group", "threads", "pct_unresolved", "popularity", "difficulty", "score", "is_hotspot", "fix", "limit", "examples"]
+        ]
+    emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table)
 
 
 @app.command()

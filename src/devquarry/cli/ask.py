@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from devquarry.cli.common import DbOpt, JsonOpt, _count_progress, _store, app, emit, out
+from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _count_progress, _store, app, emit, out, output_format
 
 
 @app.command()
@@ -17,37 +17,62 @@ def ask(
     question: Annotated[str, typer.Argument(help="The new question.")],
     k: Annotated[int, typer.Option("--k", help="How many threads.")] = 5,
     source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
-    codebook: Annotated[Optional[str], typer.Option(help="Codebook for the predicted category (default: the store's latest).")] = None,
-    embedding: Annotated[str, typer.Option(help="Embedding of the dense half of the index (lsa: fast, minilm: semantic).")] = "minilm",
+    codebook: Annotated[
+        Optional[str], typer.Option(help="Codebook for the predicted category (default: the store's latest).")
+    ] = None,
+    embedding: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Embedding of the dense half of the index (lsa: fast, minilm: semantic; default: minilm when the [minilm] extra is installed, else lsa)."
+        ),
+    ] = None,
     fusion: Annotated[str, typer.Option(help="convex (scores, the default) or rrf (reciprocal rank).")] = "convex",
-    draft: Annotated[bool, typer.Option("--draft", help="Draft an answer from the threads with an OpenAI-compatible model.")] = False,
+    draft: Annotated[
+        bool, typer.Option("--draft", help="Draft an answer from the threads with an OpenAI-compatible model.")
+    ] = False,
     context_tokens: Annotated[int, typer.Option(help="The model's context window, in tokens.")] = 8192,
     answer_tokens: Annotated[int, typer.Option(help="Tokens kept for the answer.")] = 512,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+    as_table: TableOpt = False,
 ) -> None:
     """Find the resolved threads that answer QUESTION (BM25 + embeddings fused), with the likely category and fix."""
     from devquarry.ask import ask as run_ask
-    from devquarry.ask.answer import hit_bodies, index_backlog
+    from devquarry.ask.answer import default_embedding, hit_bodies, index_backlog
     from devquarry.ask.draft import draft as run_draft
     from devquarry.report.data import report_codebook
 
+    fmt = output_format(as_json, as_csv, as_table)
     with _store(db) as store:
         codebook = codebook or report_codebook(store)
+        embedding = embedding or default_embedding()
         backlog = index_backlog(store, embedding)
         bar = _count_progress(backlog, f"indexing resolved threads ({embedding})") if backlog else nullcontext(None)
         with bar as advance:
-            hits = run_ask(store, question, k=k, sources=source, codebook=codebook, embedding=embedding, fusion=fusion,
-                           progress=advance)
+            hits = run_ask(
+                store, question, k=k, sources=source, codebook=codebook, embedding=embedding, fusion=fusion, progress=advance
+            )
         bodies = hit_bodies(store, hits) if draft else {}
     meta = {key: hits.attrs[key] for key in ("category", "category_share", "codebook", "fix", "confident", "category_vote")}
-    answer = run_draft(question, hits, bodies, confident=meta["confident"], context_tokens=context_tokens,
-                       answer_tokens=answer_tokens) if draft else None
-    if as_json:
+    answer = (
+        run_draft(question, hits, bodies, confident=meta["confident"], context_tokens=context_tokens, answer_tokens=answer_tokens)
+        if draft
+        else None
+    )
+    if fmt == "csv":  # the hits alone; the category and the draft are not rows
+        emit(hits, as_csv=True)
+        return
+    if fmt == "json":
         payload = {"question": question, **meta, "hits": json.loads(hits.to_json(orient="records"))}
         if answer is not None:
-            payload["draft"] = {"text": answer.text, "citations": answer.citations, "abstained": answer.abstained,
-                                "prompt_tokens": answer.prompt_tokens, "model": answer.model}
+            payload["draft"] = {
+                "text": answer.text,
+                "citations": answer.citations,
+                "abstained": answer.abstained,
+                "prompt_tokens": answer.prompt_tokens,
+                "model": answer.model,
+            }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     # Urls go on lines of their own, never wrapped or cut, numbered like the table's rows (and the draft's citations).
@@ -57,8 +82,12 @@ def ask(
     for n, url in enumerate(hits.url, 1):
         out.print(f"[{n}] {url if isinstance(url, str) else '(no url)'}", markup=False, highlight=False, soft_wrap=True)
     if meta["category"]:
-        out.print(f"likely category: {meta['category']} ({meta['category_share']:.0%} of the vote, {meta['codebook']}); "
-                  f"fix: {meta['fix'] or 'none mapped'}", highlight=False, markup=False)
+        out.print(
+            f"likely category: {meta['category']} ({meta['category_share']:.0%} of the vote, {meta['codebook']}); "
+            f"fix: {meta['fix'] or 'none mapped'}",
+            highlight=False,
+            markup=False,
+        )
     if not meta["confident"]:
         out.print("retrieval is not confident: the closest threads share little with the question", highlight=False)
     if answer is not None:

@@ -8,37 +8,90 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
-from rich.text import Text
 
 from devquarry.errors import InputError
-from devquarry.store import Store, default_db
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Mine developer discussions for the challenges of building on LLMs.")
-ingest_app = typer.Typer(no_args_is_help=True, help="Import threads from files into the store.")
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from devquarry.store import Store
+
+# Only typer and the option types load at start: `devquarry --help` must stay fast, so pandas,
+# Rich's consoles and tables, DuckDB and the store load inside the commands that use them.
+# Plain help (rich_markup_mode=None): Rich's help panels cost ~0.15 s of every `--help` (measured in
+# bench/cli_help.py), more than everything else a help needs.
+PLAIN = {"rich_markup_mode": None, "pretty_exceptions_enable": False}
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Mine developer discussions for the challenges of building on LLMs.", **PLAIN
+)
+ingest_app = typer.Typer(no_args_is_help=True, help="Import threads from files into the store.", **PLAIN)
 app.add_typer(ingest_app, name="ingest")
-codebooks_app = typer.Typer(no_args_is_help=True, help="Challenge taxonomies (codebooks).")
+codebooks_app = typer.Typer(no_args_is_help=True, help="Challenge taxonomies (codebooks).", **PLAIN)
 app.add_typer(codebooks_app, name="codebooks")
-labels_app = typer.Typer(no_args_is_help=True, help="Hand labels.")
+labels_app = typer.Typer(no_args_is_help=True, help="Hand labels.", **PLAIN)
 app.add_typer(labels_app, name="labels")
-embeddings_app = typer.Typer(no_args_is_help=True, help="Embedding models.")
+embeddings_app = typer.Typer(no_args_is_help=True, help="Embedding models.", **PLAIN)
 app.add_typer(embeddings_app, name="embeddings")
 
-# Piped output gets a wide table rather than Rich's 80-column default.
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
 
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="DuckDB store (default devquarry.duckdb, or $DEVQUARRY_DB).", show_default=False)]
+def _print_version(value: bool) -> None:
+    if value:
+        from devquarry._version import __version__
+
+        sys.stdout.write(f"devquarry {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print devquarry's version and exit."),
+    ] = None,
+) -> None:
+    """Mine developer discussions for the challenges of building on LLMs."""
+
+
+class _LazyConsole:
+    """A Rich console made on first use (Rich costs tens of milliseconds to import)."""
+
+    def __init__(self, **kwargs) -> None:
+        self._kwargs, self._console = kwargs, None
+
+    def __getattr__(self, name: str):
+        if self._console is None:
+            from rich.console import Console
+
+            kwargs = dict(self._kwargs)
+            if kwargs.pop("wide_when_piped", False):
+                kwargs["width"] = None if sys.stdout.isatty() else 200
+            self._console = Console(**kwargs)
+        return getattr(self._console, name)
+
+
+# Piped output gets a wide table rather than Rich's 80-column default.
+out: Console = _LazyConsole(wide_when_piped=True)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+
+DbOpt = Annotated[
+    Optional[Path], typer.Option("--db", help="DuckDB store (default devquarry.duckdb, or $DEVQUARRY_DB).", show_default=False)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print rows as JSON.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print rows as CSV.")]
 TableOpt = Annotated[bool, typer.Option("--table", help="Print rows as a table (the default).")]
 Files = Annotated[list[Path], typer.Argument(help="Input files.", show_default=False)]
+
+
+def output_format(as_json: bool = False, as_csv: bool = False, as_table: bool = False) -> str:
+    """The one output format a command was asked for: json, csv or table (the default)."""
+    picked = [name for name, on in (("json", as_json), ("csv", as_csv), ("table", as_table)) if on]
+    if len(picked) > 1:
+        raise InputError(None, f"--{' and --'.join(picked)} exclude each other: pick one", field="output")
+    return picked[0] if picked else "table"
 
 
 def main() -> None:
@@ -71,6 +124,8 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
+    from rich.text import Text
+
     err.print(Text.assemble(("error:", "red"), " ", safe_text(message)), highlight=False, soft_wrap=True)
     sys.exit(code)
 
@@ -88,6 +143,8 @@ def _store(db: Path | None, read_only: bool = False, create: bool = False) -> It
     """Open the store. Only commands that add data may create it (``create``); a store this
     command created that still holds no thread when it fails is removed again, so a failed first
     ingest leaves no file behind (a crawl's committed pages are kept: it resumes from them)."""
+    from devquarry.store import Store, default_db
+
     path = Path(db or default_db())
     if not create and not path.exists():
         raise InputError(path, "no such store; ingest something first (or pass --db)")
@@ -114,9 +171,12 @@ def _holds_nothing(store: Store) -> bool:
 
 @contextmanager
 def _progress(total: int, label: str, *columns):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), *columns, TimeRemainingColumn(),
-                  console=err, disable=not show) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), *columns, TimeRemainingColumn(), console=err, disable=not show
+    ) as bar:
         task = bar.add_task(label, total=total or None)
         yield lambda n: bar.advance(task, n)
 
@@ -125,7 +185,7 @@ class _StepBars:
     """A bar per step while it runs (bytes for the ingest, counts elsewhere, a pulse where a step
     has no count), then one summary line per step that stays on screen."""
 
-    def __init__(self, bar: Progress) -> None:
+    def __init__(self, bar) -> None:
         self.bar, self.task, self.name = bar, None, ""
 
     def start(self, name: str, total: int | None = None) -> None:
@@ -139,34 +199,58 @@ class _StepBars:
         self.bar.update(self.task, description=f"{self.name}: {description}", total=total or None, completed=0)
 
     def done(self, summary: str) -> None:
+        from rich.text import Text
+
         self.bar.remove_task(self.task)
-        self.bar.console.print(Text.assemble(("✓ ", "green"), (f"{self.name}: ", "bold"), safe_text(summary)), highlight=False, soft_wrap=True)
+        self.bar.console.print(
+            Text.assemble(("✓ ", "green"), (f"{self.name}: ", "bold"), safe_text(summary)), highlight=False, soft_wrap=True
+        )
 
 
 @contextmanager
 def _steps() -> Iterator[_StepBars]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, disable=not show) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not show,
+    ) as bar:
         yield _StepBars(bar)
 
 
 def _byte_progress(total: int, label: str):
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
     return _progress(total, label, DownloadColumn(), TransferSpeedColumn())
 
 
 def _count_progress(total: int, label: str):
+    from rich.progress import TextColumn
+
     return _progress(total, label, TextColumn("{task.completed}/{task.total}"))
 
 
-def emit(df: pd.DataFrame, *, as_json: bool = False, as_csv: bool = False, title: str | None = None) -> None:
-    """Print rows as a Rich table, JSON or CSV (the same flags on every command that prints rows)."""
-    if as_json:
+def emit(
+    df: pd.DataFrame, *, as_json: bool = False, as_csv: bool = False, as_table: bool = False, title: str | None = None
+) -> None:
+    """Print rows as a Rich table (the default, or --table), JSON or CSV: the same flags on every
+    command that prints rows."""
+    fmt = output_format(as_json, as_csv, as_table)
+    if fmt == "json":
         sys.stdout.write(df.to_json(orient="records", date_format="iso", indent=2) + "\n")
         return
-    if as_csv:
+    if fmt == "csv":
         sys.stdout.write(df.to_csv(index=False))
         return
+    import pandas as pd
+    from rich.table import Table
+    from rich.text import Text
+
     # Text, not str: cells hold thread text, which Rich must not read as markup ("[/INST]" raised MarkupError).
     table = Table(title=Text(safe_text(title)) if title else None, show_lines=False)
     for col in df.columns:
@@ -177,6 +261,8 @@ def emit(df: pd.DataFrame, *, as_json: bool = False, as_csv: bool = False, title
 
 
 def _cell(v) -> str:
+    import pandas as pd
+
     if v is None or (not isinstance(v, (list, dict, str)) and pd.isna(v)):
         return ""
     if isinstance(v, (list, tuple)) or hasattr(v, "tolist") and not isinstance(v, (str, float, int)):

@@ -3,34 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
-import pandas as pd
 import typer
 
-from devquarry.cli.common import (CsvOpt, DbOpt, JsonOpt, _steps, _store, app, emit, out)
+from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _steps, _store, app, emit, out, output_format
 
 
 @app.command()
-def info(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+def info(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False, as_table: TableOpt = False) -> None:
     """Per source: threads, replies, date range, share resolved, median hours to first reply."""
     from devquarry.info import info as info_frame
 
+    output_format(as_json, as_csv, as_table)
     with _store(db, read_only=True) as store:
         df = info_frame(store)
-    emit(df, as_json=as_json, as_csv=as_csv, title=f"{store.path}")
+    emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table, title=f"{store.path}")
 
 
 @app.command()
-def runs(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False) -> None:
+def runs(db: DbOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False, as_table: TableOpt = False) -> None:
     """Every run recorded in the store: command, parameters, versions, counts, times."""
+    import pandas as pd
+
+    fmt = output_format(as_json, as_csv, as_table)
     with _store(db, read_only=True) as store:
         df = store.runs()
-    if not as_json and not as_csv:
+    if fmt == "table":
         df = df[["run_id", "command", "counts", "started_at", "ended_at"]].copy()
         for col in ("started_at", "ended_at"):  # runs last seconds: a date alone says nothing
             df[col] = pd.to_datetime(df[col], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S UTC")
-    emit(df, as_json=as_json, as_csv=as_csv)
+    emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table)
 
 
 @app.command()
@@ -57,3 +60,26 @@ def demo(
     with _store(db, create=True) as store, _steps() as steps:
         _, path = run_demo(store, out_, steps=steps)
     out.print(f"report written to {path}; store {store.path}", highlight=False, markup=False)
+
+
+@app.command()
+def export(
+    out_: Annotated[Path, typer.Option("--out", help="Folder to write into (created; must be empty unless --force).")],
+    format_: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+    as_table: TableOpt = False,
+) -> None:
+    """Write every table and view of the store (threads, replies, ...) as Parquet or CSV files, one line per file."""
+    from devquarry.export import export as run_export
+
+    fmt = output_format(as_json, as_csv, as_table)
+    with _store(db, read_only=True) as store:
+        df = run_export(store, out_, format_, force=force)
+    if fmt != "table" or as_table:
+        emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table, title=f"exported to {out_}")
+        return
+    for row in df.itertuples(index=False):
+        out.print(f"{row.path}  {row.kind} {row.name}: {row.rows:,} rows", highlight=False, markup=False, soft_wrap=True)

@@ -7,29 +7,60 @@ from typing import Annotated, Optional
 
 import typer
 
-from devquarry.cli.common import (embeddings_app, CsvOpt, DbOpt, JsonOpt, _count_progress, _store, app, emit, err,
-                                  out)
+from devquarry.cli.common import (
+    CsvOpt,
+    DbOpt,
+    JsonOpt,
+    TableOpt,
+    _count_progress,
+    _store,
+    app,
+    embeddings_app,
+    emit,
+    err,
+    out,
+    output_format,
+)
 
 
 @app.command()
 def topics(
-    embedding: Annotated[Optional[str], typer.Option(help="Embedding backend: lsa (default), static, minilm, openai[:model]; or name:FOLDER for a local model.")] = None,
+    embedding: Annotated[
+        Optional[str],
+        typer.Option(help="Embedding backend: lsa (default), static, minilm, openai[:model]; or name:FOLDER for a local model."),
+    ] = None,
     min_topic_size: Annotated[int, typer.Option(help="Smallest topic; smaller clusters are folded into the nearest topic.")] = 10,
     nr_topics: Annotated[Optional[int], typer.Option(help="Number of topics (default: about sqrt(threads / 2.5)).")] = None,
     themes: Annotated[Optional[int], typer.Option(help="Cut the topic hierarchy into this many themes.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same input and seed give the same topics.")] = 42,
-    clustering: Annotated[str, typer.Option(help="kmeans (fast default, no outliers) or hdbscan (BERTopic's UMAP + HDBSCAN, outliers reduced).")] = "kmeans",
+    clustering: Annotated[
+        str, typer.Option(help="kmeans (fast default, no outliers) or hdbscan (BERTopic's UMAP + HDBSCAN, outliers reduced).")
+    ] = "kmeans",
     source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
+    bertopic_model: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--bertopic-model/--no-bertopic-model",
+            help="Also save a BERTopic model of the run beside the store, and KeyBERT-like keywords (default: when the [bertopic] extra is installed).",
+        ),
+    ] = None,
     list_runs: Annotated[bool, typer.Option("--list", help="List saved topic runs instead of fitting.")] = False,
     show: Annotated[Optional[int], typer.Option(help="Show the topics of a saved run instead of fitting.")] = None,
-    over_time: Annotated[Optional[str], typer.Option(help="With --show (or after fitting): threads per topic per month, quarter, year or week instead of the topic table.")] = None,
+    over_time: Annotated[
+        Optional[str],
+        typer.Option(
+            help="With --show (or after fitting): threads per topic per month, quarter, year or week instead of the topic table."
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
+    as_table: TableOpt = False,
 ) -> None:
-    """Fit a topic model (BERTopic) on the store's threads and save it as a run; or list and show runs."""
+    """Fit a topic model on the store's threads and save it as a run; or list and show runs."""
     from devquarry import topics as tp
 
+    fmt = output_format(as_json, as_csv, as_table)
     if list_runs or show is not None:
         with _store(db, read_only=True) as store:
             if list_runs:
@@ -38,25 +69,39 @@ def topics(
                 df = tp.topics_over_time(store, show, period=over_time)
             else:
                 df = tp.topic_table(store, show)
-        emit(df, as_json=as_json, as_csv=as_csv)
+        emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table)
         return
     with _store(db) as store:
         n = len(store.threads()) if not source else int(store.threads().source.isin(source).sum())
         with _count_progress(n, "embedding") as advance:
-            result = tp.fit_topics(store, embedding=embedding, min_topic_size=min_topic_size, nr_topics=nr_topics, themes=themes,
-                                   seed=seed, clustering=clustering, sources=source, progress=advance)
+            result = tp.fit_topics(
+                store,
+                embedding=embedding,
+                min_topic_size=min_topic_size,
+                nr_topics=nr_topics,
+                themes=themes,
+                seed=seed,
+                clustering=clustering,
+                sources=source,
+                bertopic_model=bertopic_model,
+                progress=advance,
+            )
         df = tp.topics_over_time(store, result.run_id, period=over_time) if over_time else tp.topic_table(store, result.run_id)
-    if as_json or as_csv or over_time:
-        emit(df, as_json=as_json, as_csv=as_csv)
+    if fmt != "table" or over_time:
+        emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table)
         return
     emit(df[["topic_id", "label", "size", "share", "theme"]], title=f"topic run {result.run_id}: {result.quality}")
 
 
 @embeddings_app.command("build-static")
 def build_static_cmd(
-    out_: Annotated[Optional[Path], typer.Option("--out", help="Folder to write (default: devquarry's model folder, $DEVQUARRY_HOME).")] = None,
+    out_: Annotated[
+        Optional[Path], typer.Option("--out", help="Folder to write (default: devquarry's model folder, $DEVQUARRY_HOME).")
+    ] = None,
     dims: Annotated[int, typer.Option(help="PCA dimensions of the static vectors.")] = 256,
-    source_model: Annotated[Optional[Path], typer.Option("--from", help="A sentence-transformers folder to distil (default: the packaged MiniLM).")] = None,
+    source_model: Annotated[
+        Optional[Path], typer.Option("--from", help="A sentence-transformers folder to distil (default: the packaged MiniLM).")
+    ] = None,
 ) -> None:
     """Distil the static (model2vec) model from the packaged all-MiniLM-L6-v2, offline."""
     from devquarry.embeddings.static import build_static

@@ -37,8 +37,19 @@ from devquarry.errors import InputError
 
 _ID = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
 _CODE_KEYS = {"id", "name", "parent", "share", "description", "excludes", "keywords", "examples", "source_values", "applies_to"}
-_TOP_KEYS = {"id", "name", "reference", "multi_label", "levels", "human_kappa", "population", "sample_size", "shares_note",
-             "irrelevant_values", "codes"}
+_TOP_KEYS = {
+    "id",
+    "name",
+    "reference",
+    "multi_label",
+    "levels",
+    "human_kappa",
+    "population",
+    "sample_size",
+    "shares_note",
+    "irrelevant_values",
+    "codes",
+}
 
 
 @dataclass(frozen=True)
@@ -96,8 +107,18 @@ class Codebook:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(
-            [{"code": c.id, "name": c.name, "parent": c.parent, "level": self.levels[c.level] if c.level < len(self.levels) else c.level,
-              "share": c.share, "description": c.description, "keywords": list(c.keywords)} for c in self.codes]
+            [
+                {
+                    "code": c.id,
+                    "name": c.name,
+                    "parent": c.parent,
+                    "level": self.levels[c.level] if c.level < len(self.levels) else c.level,
+                    "share": c.share,
+                    "description": c.description,
+                    "keywords": list(c.keywords),
+                }
+                for c in self.codes
+            ]
         )
 
 
@@ -109,10 +130,18 @@ def _shipped() -> dict[str, Path]:
 def list_codebooks() -> pd.DataFrame:
     """The codebooks shipped with devquarry."""
     rows = []
-    for name, path in sorted(_shipped().items()):
+    for _name, path in sorted(_shipped().items()):
         cb = load_codebook(path)
-        rows.append({"id": cb.id, "name": cb.name, "codes": len(cb.codes), "levels": ", ".join(cb.levels),
-                     "multi_label": cb.multi_label, "human_kappa": cb.human_kappa})
+        rows.append(
+            {
+                "id": cb.id,
+                "name": cb.name,
+                "codes": len(cb.codes),
+                "levels": ", ".join(cb.levels),
+                "multi_label": cb.multi_label,
+                "human_kappa": cb.human_kappa,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -209,8 +238,15 @@ def _validate(data: Any, path: Path) -> Codebook:
     if len(names) < depth:
         raise InputError(path, f"codes go {depth} levels deep but {len(names)} level names are given", field="levels")
     return Codebook(
-        id=str(data["id"]), name=str(data["name"]), codes=tuple(codes), multi_label=bool(data.get("multi_label", False)),
-        levels=names, human_kappa=data.get("human_kappa"), reference=str(data.get("reference") or ""),
-        population=data.get("population"), sample_size=data.get("sample_size"),
-        irrelevant_values=tuple(str(v) for v in data.get("irrelevant_values") or ()), path=str(path),
+        id=str(data["id"]),
+        name=str(data["name"]),
+        codes=tuple(codes),
+        multi_label=bool(data.get("multi_label", False)),
+        levels=names,
+        human_kappa=data.get("human_kappa"),
+        reference=str(data.get("reference") or ""),
+        population=data.get("population"),
+        sample_size=data.get("sample_size"),
+        irrelevant_values=tuple(str(v) for v in data.get("irrelevant_values") or ()),
+        path=str(path),
     )

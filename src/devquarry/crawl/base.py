@@ -11,7 +11,7 @@ Checkpoint per (crawler, target), in the store's ``crawl_state``:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -42,8 +42,15 @@ class Batch(Source):
 class Crawler:
     name = "crawler"
 
-    def __init__(self, store: Store, client: HttpClient, target: str, *, since: datetime | None = None,
-                 progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: HttpClient,
+        target: str,
+        *,
+        since: datetime | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.store, self.client, self.target = store, client, target
         self.progress = progress or (lambda n: None)
         saved = store.crawl_state(self.name, target)
@@ -63,15 +70,21 @@ class Crawler:
             return int(self.cursor["run_id"])
         with self.store.transaction():
             run_id = self.store.next_run_id()
-            self.store.record_run(run_id, f"crawl {self.name}", self.params(), {}, datetime.now(timezone.utc))
+            self.store.record_run(run_id, f"crawl {self.name}", self.params(), {}, datetime.now(UTC))
         return run_id
 
     def commit(self, run_id: int, records: list[Record], cursor: dict | None, since: str | None = None) -> pd.DataFrame:
         """Ingest a batch and move the checkpoint, all or nothing."""
-        state = {"since": since if since is not None else self.store.crawl_state(self.name, self.target).get("since"),
-                 "cursor": cursor}
-        frame = ingest(self.store, Batch(records, f"crawl {self.name}", self.params()), run_id=run_id,
-                       also=lambda con: self.store.save_crawl_state(self.name, self.target, state))
+        state = {
+            "since": since if since is not None else self.store.crawl_state(self.name, self.target).get("since"),
+            "cursor": cursor,
+        }
+        frame = ingest(
+            self.store,
+            Batch(records, f"crawl {self.name}", self.params()),
+            run_id=run_id,
+            also=lambda con: self.store.save_crawl_state(self.name, self.target, state),
+        )
         self.counts["threads"] += sum(1 for r in records if type(r).__name__ == "Thread")
         return frame
 

@@ -21,8 +21,17 @@ POSTS_PER_REQUEST = 20
 class DiscourseCrawler(Crawler):
     name = "discourse"
 
-    def __init__(self, store, client, base_url: str, *, category: str | None = None, since=None,
-                 max_topics: int | None = None, progress=None) -> None:
+    def __init__(
+        self,
+        store,
+        client,
+        base_url: str,
+        *,
+        category: str | None = None,
+        since=None,
+        max_topics: int | None = None,
+        progress=None,
+    ) -> None:
         self.base = base_url.rstrip("/")
         self.host = urlsplit(self.base).netloc
         self.category = category
@@ -46,7 +55,7 @@ class DiscourseCrawler(Crawler):
         posts = {p["id"]: p for p in stream.get("posts") or []}
         missing = [pid for pid in stream.get("stream") or [] if pid not in posts]
         for i in range(0, len(missing), POSTS_PER_REQUEST):
-            chunk = missing[i:i + POSTS_PER_REQUEST]
+            chunk = missing[i : i + POSTS_PER_REQUEST]
             try:
                 more = self.client.get_json(f"{self.base}/t/{topic_id}/posts.json", {"post_ids[]": chunk}).data
             except NotFound:

@@ -67,7 +67,12 @@ class GitHubCrawler(Crawler):
                 records.extend(self._parser._issue(issue, Path(resp.url), i, self.repo))
                 self.progress(1)
             url, params = next_link(resp.headers), None
-            self.commit(run_id, records, {"url": url, "run_id": run_id, "high_water": high, "since": self.since} if url else
-                        {"url": None, "run_id": run_id, "high_water": high, "since": self.since})
+            self.commit(
+                run_id,
+                records,
+                {"url": url, "run_id": run_id, "high_water": high, "since": self.since}
+                if url
+                else {"url": None, "run_id": run_id, "high_water": high, "since": self.since},
+            )
         self.finish(run_id, high)
         return self.counts | {"run_id": run_id}

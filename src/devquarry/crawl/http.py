@@ -1,7 +1,8 @@
 """One polite HTTP client for every crawler: httpx with timeouts, a request rate, retries with
-backoff on 429, 5xx, timeouts and truncated bodies (honouring ``Retry-After``, Discourse's
-``wait_seconds`` and the Stack Exchange API's ``backoff``), a User-Agent naming devquarry, and an
-archive of every raw response so that a crawl can be replayed offline.
+backoff on 429, 5xx, timeouts and truncated bodies under the shared :mod:`devquarry.http_policy`
+(honouring ``Retry-After``, Discourse's ``wait_seconds`` and the Stack Exchange API's ``backoff``,
+up to ``max_wait``), a User-Agent naming devquarry, and an archive of every raw response so that a
+crawl can be replayed offline.
 
 Secrets (an API key in the query, a token in a header) never reach the archive, a log line or an
 error message: URLs are recorded with the secret parameters removed, and headers not at all.
@@ -9,7 +10,6 @@ error message: URLs are recorded with the secret parameters removed, and headers
 
 from __future__ import annotations
 
-import email.utils
 import gzip
 import hashlib
 import json
@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-import devquarry
+from devquarry._version import __version__
+from devquarry.http_policy import GiveUp, RetryPolicy, parse_retry_after
 
-USER_AGENT = f"devquarry/{devquarry.__version__} (+https://github.com/devquarry/devquarry; research crawler)"
-RETRY_STATUS = {429, 500, 502, 503, 504}
+USER_AGENT = f"devquarry/{__version__} (+https://github.com/devquarry/devquarry; research crawler)"
 SECRET_PARAMS = {"key", "access_token", "api_key", "api_username", "token", "client_secret"}
 
 
@@ -50,7 +50,8 @@ def public_url(url: str, params: dict | None = None) -> str:
     """The URL with its query sorted and secret parameters removed: the archive key and log form."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True) + [
-        (k, str(x)) for k, v in (params or {}).items() for x in (v if isinstance(v, (list, tuple)) else [v]) if v is not None]
+        (k, str(x)) for k, v in (params or {}).items() for x in (v if isinstance(v, (list, tuple)) else [v]) if v is not None
+    ]
     query = sorted((k, v) for k, v in query if k.lower() not in SECRET_PARAMS)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
@@ -91,7 +92,9 @@ class Response:
 
 @dataclass
 class HttpClient:
-    """``rate``: at most this many requests a minute (Discourse allows 200 a minute per IP)."""
+    """``rate``: at most this many requests a minute (Discourse allows 200 a minute per IP);
+    ``timeout``, ``retries``, ``backoff`` and ``max_wait`` make its :class:`RetryPolicy` unless
+    ``policy`` is given."""
 
     rate: float = 120.0
     timeout: float = 30.0
@@ -102,6 +105,7 @@ class HttpClient:
     params: dict = field(default_factory=dict)  # secret query parameters (a key), never archived
     archive: Archive | None = None
     replay: bool = False
+    policy: RetryPolicy | None = None
     requests: int = 0
     answered: int = 0  # responses received: until the first, a refused connection is final
     waited: float = 0.0
@@ -111,8 +115,23 @@ class HttpClient:
     def __post_init__(self) -> None:
         if self.replay and self.archive is None:
             raise ValueError("replay needs an archive folder")
-        self._client = None if self.replay else httpx.Client(
-            timeout=self.timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT, "Accept": "application/json", **self.headers})
+        if self.policy is None:
+            self.policy = RetryPolicy(
+                timeout=self.timeout,
+                retries=self.retries,
+                backoff=self.backoff,
+                max_backoff=self.max_wait,
+                max_wait=self.max_wait,
+            )
+        self._client = (
+            None
+            if self.replay
+            else httpx.Client(
+                timeout=self.policy.timeout,
+                follow_redirects=True,
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json", **self.headers},
+            )
+        )
 
     def close(self) -> None:
         if self._client is not None:
@@ -133,11 +152,11 @@ class HttpClient:
             # 2% above the interval: a server counting arrivals sees jitter, and must never count more.
             self._next_at = max(now, self._next_at) + 1.02 * 60.0 / self.rate
 
-    def _sleep(self, seconds: float, url: str) -> None:
-        if seconds > self.max_wait:
-            raise CrawlError(url, f"server asks to wait {seconds:.0f} s, more than the limit of {self.max_wait:.0f} s")
-        self.waited += seconds
-        time.sleep(max(seconds, 0))
+    def _pause(self, tries, attempt: int, url: str, server_wait: float | None = None) -> None:
+        try:
+            self.waited += tries.pause(attempt, server_wait)
+        except GiveUp as exc:
+            raise CrawlError(url, str(exc)) from None
 
     def get_json(self, url: str, params: dict | None = None) -> Response:
         key = public_url(url, params)
@@ -150,32 +169,35 @@ class HttpClient:
             return Response(key, rec["status"], rec["headers"], json.loads(rec["body"]))
         query = {**(params or {}), **self.params}
         last = "no attempt"
-        for attempt in range(self.retries + 1):
+        tries = self.policy.attempts()
+        for attempt in tries:
             self._pace()
             self.requests += 1
             try:
                 # An empty params mapping would make httpx drop the query already in the URL (a Link header's page).
-                resp = self._client.get(url, params=query or None)
+                resp = self._client.get(url, params=query or None, timeout=tries.timeout())
                 body = resp.text
             except httpx.ConnectError as exc:
                 if not self.answered:
                     host = urlsplit(url).netloc
-                    raise Unreachable(key, f"cannot connect to {host} ({_reason(exc)}); check the address and the network") from None
+                    raise Unreachable(
+                        key, f"cannot connect to {host} ({_reason(exc)}); check the address and the network"
+                    ) from None
                 last = exc.__class__.__name__
-                self._sleep(self.backoff * 2 ** attempt, key)
+                self._pause(tries, attempt, key)
                 continue
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last = f"{exc.__class__.__name__}"
-                self._sleep(self.backoff * 2 ** attempt, key)
+                self._pause(tries, attempt, key)
                 continue
             self.answered += 1
             if resp.status_code in (404, 410):
                 if self.archive:
                     self.archive.put(key, resp.status_code, dict(resp.headers), body)
                 raise NotFound(key, "gone", resp.status_code)
-            if resp.status_code in RETRY_STATUS or _rate_limited(resp):
+            if self.policy.retryable(resp.status_code) or _rate_limited(resp):
                 last = f"HTTP {resp.status_code}"
-                self._sleep(_wait_for(resp, body, self.backoff * 2 ** attempt), key)
+                self._pause(tries, attempt, key, _server_wait(resp, body))
                 continue
             if resp.status_code >= 400:
                 raise CrawlError(key, f"HTTP {resp.status_code}", resp.status_code)
@@ -183,13 +205,13 @@ class HttpClient:
                 data = json.loads(body)
             except json.JSONDecodeError:
                 last = "truncated or invalid JSON body"
-                self._sleep(self.backoff * 2 ** attempt, key)
+                self._pause(tries, attempt, key)
                 continue
             if self.archive:
                 self.archive.put(key, resp.status_code, dict(resp.headers), body)
             _respect_quota(resp, data, self, key)
             return Response(key, resp.status_code, dict(resp.headers), data)
-        raise CrawlError(key, f"gave up after {self.retries + 1} attempts ({last})")
+        raise CrawlError(key, f"gave up after {self.policy.retries + 1} attempts ({last})")
 
 
 def _reason(exc: Exception) -> str:
@@ -206,14 +228,12 @@ def _rate_limited(resp: httpx.Response) -> bool:
     return resp.status_code == 403 and resp.headers.get("x-ratelimit-remaining") == "0"
 
 
-def _wait_for(resp: httpx.Response, body: str, default: float) -> float:
-    after = resp.headers.get("retry-after")
-    if after:
-        try:
-            return float(after)
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(after)
-            return max(0.0, when.timestamp() - time.time())
+def _server_wait(resp: httpx.Response, body: str) -> float | None:
+    """The wait the server asks for (Retry-After, Discourse's ``wait_seconds``, Stack Exchange's
+    ``backoff``, GitHub's quota reset); None: the policy's backoff."""
+    after = parse_retry_after(resp.headers.get("retry-after"))
+    if after is not None:
+        return after
     try:
         data = json.loads(body)
         wait = (data.get("extras") or {}).get("wait_seconds") or data.get("backoff")
@@ -223,8 +243,11 @@ def _wait_for(resp: httpx.Response, body: str, default: float) -> float:
         pass
     reset = resp.headers.get("x-ratelimit-reset")
     if reset and resp.headers.get("x-ratelimit-remaining") == "0":
-        return max(0.0, float(reset) - time.time()) + 1
-    return default
+        try:
+            return max(0.0, float(reset) - time.time()) + 1
+        except ValueError:
+            return None
+    return None
 
 
 def _respect_quota(resp: httpx.Response, data: Any, client: HttpClient, key: str) -> None:
@@ -233,6 +256,6 @@ def _respect_quota(resp: httpx.Response, data: Any, client: HttpClient, key: str
         client._next_at = max(client._next_at, time.monotonic() + float(data["backoff"]))
     if resp.headers.get("x-ratelimit-remaining") == "0" and resp.headers.get("x-ratelimit-reset"):
         wait = float(resp.headers["x-ratelimit-reset"]) - time.time() + 1
-        if wait > client.max_wait:
+        if wait > client.policy.max_wait:
             raise CrawlError(key, f"rate limit spent; it resets in {wait:.0f} s")
         client._next_at = max(client._next_at, time.monotonic() + max(wait, 0))

@@ -8,7 +8,7 @@ a re-run fetches only what changed."""
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from devquarry.crawl.base import Crawler
@@ -23,7 +23,7 @@ FILTER = "withbody"
 
 
 def _time(epoch) -> datetime | None:
-    return datetime.fromtimestamp(int(epoch), tz=timezone.utc) if epoch is not None else None
+    return datetime.fromtimestamp(int(epoch), tz=UTC) if epoch is not None else None
 
 
 def _author(item: dict) -> str | None:
@@ -34,7 +34,9 @@ def _author(item: dict) -> str | None:
 class StackExchangeCrawler(Crawler):
     name = "stackexchange"
 
-    def __init__(self, store, client, site: str, tagged: str | None = None, *, api_url: str = API, since=None, progress=None) -> None:
+    def __init__(
+        self, store, client, site: str, tagged: str | None = None, *, api_url: str = API, since=None, progress=None
+    ) -> None:
         self.site, self.tagged, self.api = site, tagged, api_url.rstrip("/")
         super().__init__(store, client, f"{self.api}|{site}|{tagged or ''}", since=since, progress=progress)
 
@@ -44,8 +46,9 @@ class StackExchangeCrawler(Crawler):
     def _all(self, path: str, extra: dict | None = None) -> list[dict]:
         items, page = [], 1
         while True:
-            data = self.client.get_json(f"{self.api}{path}", {"site": self.site, "filter": FILTER, "pagesize": PAGE_SIZE,
-                                                               "page": page, **(extra or {})}).data
+            data = self.client.get_json(
+                f"{self.api}{path}", {"site": self.site, "filter": FILTER, "pagesize": PAGE_SIZE, "page": page, **(extra or {})}
+            ).data
             self._quota(data)
             items.extend(data.get("items") or [])
             if not data.get("has_more"):
@@ -64,7 +67,7 @@ class StackExchangeCrawler(Crawler):
         post_ids = [q["question_id"] for q in questions] + [a["answer_id"] for a in answers]
         comments = []
         for i in range(0, len(post_ids), PAGE_SIZE):
-            comments += self._all(f"/posts/{';'.join(map(str, post_ids[i:i + PAGE_SIZE]))}/comments")
+            comments += self._all(f"/posts/{';'.join(map(str, post_ids[i : i + PAGE_SIZE]))}/comments")
         host = urlsplit(questions[0].get("link") or f"https://{self.site}.com").netloc
         source = source_name(host)
         thread_of = {a["answer_id"]: a["question_id"] for a in answers} | {q["question_id"]: q["question_id"] for q in questions}
@@ -73,25 +76,63 @@ class StackExchangeCrawler(Crawler):
             text, code = html_to_text(q.get("body"))
             closed = _time(q.get("closed_date"))
             accepted = q.get("accepted_answer_id")
-            out.append(Thread(
-                source=source, source_id=str(q["question_id"]), title=html.unescape(q.get("title") or ""),
-                url=f"https://{host}/questions/{q['question_id']}", body_text=text, body_html=q.get("body"), code=code,
-                tags=list(q.get("tags") or []), author=_author(q), created_at=_time(q.get("creation_date")),
-                updated_at=_time(q.get("last_activity_date")), views=q.get("view_count"), score=q.get("score"),
-                reply_count=q.get("answer_count"), accepted_reply_id=str(accepted) if accepted else None,
-                is_resolved=accepted is not None, closed_at=closed, state="closed" if closed else "open",
-                raw={k: v for k, v in q.items() if k != "body"}))
+            out.append(
+                Thread(
+                    source=source,
+                    source_id=str(q["question_id"]),
+                    title=html.unescape(q.get("title") or ""),
+                    url=f"https://{host}/questions/{q['question_id']}",
+                    body_text=text,
+                    body_html=q.get("body"),
+                    code=code,
+                    tags=list(q.get("tags") or []),
+                    author=_author(q),
+                    created_at=_time(q.get("creation_date")),
+                    updated_at=_time(q.get("last_activity_date")),
+                    views=q.get("view_count"),
+                    score=q.get("score"),
+                    reply_count=q.get("answer_count"),
+                    accepted_reply_id=str(accepted) if accepted else None,
+                    is_resolved=accepted is not None,
+                    closed_at=closed,
+                    state="closed" if closed else "open",
+                    raw={k: v for k, v in q.items() if k != "body"},
+                )
+            )
         for a in answers:
             text, code = html_to_text(a.get("body"))
-            out.append(Reply(source=source, reply_id=str(a["answer_id"]), thread_id=str(a["question_id"]), kind="answer",
-                             author=_author(a), created_at=_time(a.get("creation_date")), body_text=text, body_html=a.get("body"),
-                             code=code, score=a.get("score"), is_accepted=bool(a.get("is_accepted")),
-                             raw={k: v for k, v in a.items() if k != "body"}))
+            out.append(
+                Reply(
+                    source=source,
+                    reply_id=str(a["answer_id"]),
+                    thread_id=str(a["question_id"]),
+                    kind="answer",
+                    author=_author(a),
+                    created_at=_time(a.get("creation_date")),
+                    body_text=text,
+                    body_html=a.get("body"),
+                    code=code,
+                    score=a.get("score"),
+                    is_accepted=bool(a.get("is_accepted")),
+                    raw={k: v for k, v in a.items() if k != "body"},
+                )
+            )
         for c in comments:
             text, _ = html_to_text(c.get("body"))
-            out.append(Reply(source=source, reply_id=f"c{c['comment_id']}", thread_id=str(thread_of.get(c["post_id"], "")) or None,
-                             parent_id=str(c["post_id"]), kind="comment", author=_author(c), created_at=_time(c.get("creation_date")),
-                             body_text=text, score=c.get("score"), raw={k: v for k, v in c.items() if k != "body"}))
+            out.append(
+                Reply(
+                    source=source,
+                    reply_id=f"c{c['comment_id']}",
+                    thread_id=str(thread_of.get(c["post_id"], "")) or None,
+                    parent_id=str(c["post_id"]),
+                    kind="comment",
+                    author=_author(c),
+                    created_at=_time(c.get("creation_date")),
+                    body_text=text,
+                    score=c.get("score"),
+                    raw={k: v for k, v in c.items() if k != "body"},
+                )
+            )
         return out
 
     def run(self) -> dict:
@@ -100,7 +141,14 @@ class StackExchangeCrawler(Crawler):
         high = self.cursor.get("high_water") if self.cursor else None
         low = int(datetime.fromisoformat(self.since).timestamp()) + 1 if self.since else None
         while True:
-            params = {"site": self.site, "filter": FILTER, "pagesize": PAGE_SIZE, "page": page, "sort": "activity", "order": "asc"}
+            params = {
+                "site": self.site,
+                "filter": FILTER,
+                "pagesize": PAGE_SIZE,
+                "page": page,
+                "sort": "activity",
+                "order": "asc",
+            }
             if self.tagged:
                 params["tagged"] = self.tagged
             if low is not None:

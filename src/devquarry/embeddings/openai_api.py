@@ -3,31 +3,44 @@
 Configured from the environment: ``DEVQUARRY_OPENAI_BASE_URL`` (or ``OPENAI_BASE_URL``,
 default https://api.openai.com/v1), ``DEVQUARRY_OPENAI_API_KEY`` (or ``OPENAI_API_KEY``);
 the model after the colon: ``openai:text-embedding-3-small``. The key is never logged or stored.
+Retries follow the shared :data:`devquarry.http_policy.API` policy (or the one given).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import time
 
 import httpx
 import numpy as np
 
 from devquarry.embeddings.base import Embedder, encode_batches, register
 from devquarry.errors import InputError
+from devquarry.http_policy import API, GiveUp, RetryPolicy
 
 BATCH = 128
-RETRIES = 4
 
 
 class OpenAIEmbedder(Embedder):
     backend = "openai"
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         self.model = model or "text-embedding-3-small"
-        self.base_url = (base_url or os.environ.get("DEVQUARRY_OPENAI_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        self.base_url = (
+            base_url
+            or os.environ.get("DEVQUARRY_OPENAI_BASE_URL")
+            or os.environ.get("OPENAI_BASE_URL")
+            or "https://api.openai.com/v1"
+        ).rstrip("/")
         self._key = api_key or os.environ.get("DEVQUARRY_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        self.timeout = timeout
+        self.policy = dataclasses.replace(policy or API, **({"timeout": timeout} if timeout is not None else {}))
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIEmbedder(model={self.model!r}, base_url={self.base_url!r})"
@@ -40,31 +53,32 @@ class OpenAIEmbedder(Embedder):
         headers = {"User-Agent": "devquarry"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        with httpx.Client(timeout=self.timeout, headers=headers) as client:
+        with httpx.Client(timeout=self.policy.timeout, headers=headers) as client:
             # The API rejects empty strings.
             return encode_batches(lambda b: self._post(client, [t if t.strip() else " " for t in b]), texts, BATCH, 1, progress)
 
     def _post(self, client: httpx.Client, batch: list[str]) -> np.ndarray:
         url = f"{self.base_url}/embeddings"
-        for attempt in range(RETRIES + 1):
-            try:
-                resp = client.post(url, json={"model": self.model, "input": batch})
-            except httpx.TransportError as exc:
-                if attempt == RETRIES:
-                    raise InputError(url, f"embedding endpoint unreachable ({exc.__class__.__name__})") from None
-                time.sleep(min(2**attempt, 30))
-                continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                if attempt == RETRIES:
-                    break
-                wait = resp.headers.get("Retry-After")
-                time.sleep(min(float(wait) if wait and wait.replace(".", "", 1).isdigit() else 2**attempt, 60))
-                continue
-            if resp.status_code != 200:
-                raise InputError(url, f"embedding endpoint answered HTTP {resp.status_code}: {resp.text[:200]}")
-            data = sorted(resp.json()["data"], key=lambda d: d["index"])
-            return np.asarray([d["embedding"] for d in data], dtype=np.float32)
-        raise InputError(url, f"embedding endpoint kept failing (HTTP {resp.status_code}) after {RETRIES} retries")
+        tries = self.policy.attempts()
+        try:
+            for attempt in tries:
+                try:
+                    resp = client.post(url, json={"model": self.model, "input": batch}, timeout=tries.timeout())
+                except httpx.TransportError as exc:
+                    if attempt == self.policy.retries:
+                        raise InputError(url, f"embedding endpoint unreachable ({exc.__class__.__name__})") from None
+                    tries.pause(attempt)
+                    continue
+                if self.policy.retryable(resp.status_code) or resp.status_code >= 500:
+                    tries.pause(attempt, resp.headers.get("Retry-After"))
+                    continue
+                if resp.status_code != 200:
+                    raise InputError(url, f"embedding endpoint answered HTTP {resp.status_code}: {resp.text[:200]}")
+                data = sorted(resp.json()["data"], key=lambda d: d["index"])
+                return np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        except GiveUp as exc:
+            raise InputError(url, f"embedding endpoint: {exc}") from None
+        raise InputError(url, f"embedding endpoint kept failing (HTTP {resp.status_code}) after {self.policy.retries} retries")
 
 
 @register("openai")

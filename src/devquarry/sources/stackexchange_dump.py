@@ -22,7 +22,9 @@ from devquarry.text import html_to_text, repair
 FAKE_POST_IDS = {"1000000001", "1000000010"}
 LINK_TYPES = {"1": "related", "3": "duplicate"}
 _LINK_HOST = re.compile(r'href="https?://([a-z0-9.-]+)/(?:questions|q|a)/\d+')
-_HOST = re.compile(r"^([a-z0-9-]+\.)*(stackexchange\.com|stackoverflow\.com|serverfault\.com|superuser\.com|askubuntu\.com|mathoverflow\.net)$")
+_HOST = re.compile(
+    r"^([a-z0-9-]+\.)*(stackexchange\.com|stackoverflow\.com|serverfault\.com|superuser\.com|askubuntu\.com|mathoverflow\.net)$"
+)
 
 
 def source_name(site: str) -> str:

@@ -114,8 +114,16 @@ class TableSource(Source):
 
     kind = "table"
 
-    def __init__(self, paths, *, source: str, mapping: str | dict | None = None, encoding: str = "utf-8", sheet: str | None = None,
-                 require_dates: bool = False) -> None:
+    def __init__(
+        self,
+        paths,
+        *,
+        source: str,
+        mapping: str | dict | None = None,
+        encoding: str = "utf-8",
+        sheet: str | None = None,
+        require_dates: bool = False,
+    ) -> None:
         super().__init__(paths)
         if not source or not re.fullmatch(r"[\w.:/@-]+", source):
             raise InputError(None, f"--source must be a short name (letters, digits, . : / - _), got {source!r}")
@@ -127,8 +135,13 @@ class TableSource(Source):
         self.mappings: dict[str, dict[str, str]] = {}
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "source": self.source, "map": self.mapping, "encoding": self.encoding,
-                "mapping_used": self.mappings}
+        return {
+            **super().params(),
+            "source": self.source,
+            "map": self.mapping,
+            "encoding": self.encoding,
+            "mapping_used": self.mappings,
+        }
 
     def records(self) -> Iterator[Record]:
         for path in self.paths:
@@ -145,15 +158,23 @@ class TableSource(Source):
         mapping = auto_mapping(columns, self.mapping)
         for field, column in mapping.items():
             if column not in header:
-                raise InputError(path, f"column {column!r} (mapped to {field}) is not in the file; columns: {', '.join(sorted(header))}", field=column)
+                raise InputError(
+                    path,
+                    f"column {column!r} (mapped to {field}) is not in the file; columns: {', '.join(sorted(header))}",
+                    field=column,
+                )
         if self.require_dates:
             missing = [group for group in REQUIRED if not set(group) & mapping.keys()]
             if missing:
                 taken = set(mapping.values())
                 hint = ",".join(f"{g[0]}={_suggest(g[0], columns, taken)}" for g in missing)
                 names = " and ".join(" or ".join(g) for g in missing)
-                raise InputError(path, f"no column maps to {names} (needed: an id or url, a title or body, and created_at); "
-                                       f"columns found: {', '.join(map(str, columns))}; pass e.g. --map {hint}", field=missing[0][0])
+                raise InputError(
+                    path,
+                    f"no column maps to {names} (needed: an id or url, a title or body, and created_at); "
+                    f"columns found: {', '.join(map(str, columns))}; pass e.g. --map {hint}",
+                    field=missing[0][0],
+                )
         if not ({"source_id", "url"} & mapping.keys()):
             raise InputError(path, "map a column to source_id or url (e.g. --map url=Link)", field="source_id")
         if not ({"title", "body", "body_html"} & mapping.keys()):
@@ -186,7 +207,11 @@ class TableSource(Source):
                 raise InputError(path, "no header row")
             for row in reader:
                 if None in row:
-                    raise InputError(path, f"row has {len(reader.fieldnames) + len(row[None])} cells, header has {len(reader.fieldnames)}", line=reader.line_num)
+                    raise InputError(
+                        path,
+                        f"row has {len(reader.fieldnames) + len(row[None])} cells, header has {len(reader.fieldnames)}",
+                        line=reader.line_num,
+                    )
                 yield reader.line_num, row
         except csv.Error as exc:
             raise InputError(path, f"malformed CSV: {exc}", line=reader.line_num) from None

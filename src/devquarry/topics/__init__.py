@@ -1,6 +1,7 @@
 """Topic models over the store: fit, save, list, and read back by run.
 
-Fitting imports BERTopic (seconds); reading runs back does not, so ``fit`` loads on first use."""
+Fitting needs scikit-learn only (BERTopic only with the ``[bertopic]`` extra, for its model of the
+run); ``fit`` still loads on first use, so reading runs back stays quick."""
 
 from devquarry.topics.persist import latest_topic_run, theme_table, topic_runs, topic_table, topics_over_time
 

@@ -1,4 +1,4 @@
-"""A k-means that respects a minimum topic size: a drop-in clustering step for BERTopic."""
+"""A k-means that respects a minimum topic size (a scikit-learn estimator, so BERTopic could use it too)."""
 
 from __future__ import annotations
 

@@ -1,27 +1,28 @@
-"""``fit_topics``: threads from the store -> embeddings -> BERTopic -> topics, themes, quality,
-all saved in the store under one run."""
+"""``fit_topics``: threads from the store -> embeddings -> clusters -> c-TF-IDF keywords, themes,
+quality, all saved in the store under one run (and, with the ``[bertopic]`` extra, a BERTopic
+model of the run beside the store)."""
 
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
 from devquarry.embeddings import embed_threads, get_embedder
 from devquarry.errors import InputError
+from devquarry.extras import available, require
 from devquarry.store import Store
 from devquarry.text import thread_text
+from devquarry.topics.ctfidf import TOP_N_WORDS, class_tfidf
 from devquarry.topics.persist import save_topic_run
-from devquarry.topics.pipeline import CLUSTERINGS, TOP_N_WORDS, build_model
+from devquarry.topics.pipeline import CLUSTERINGS, OUTLIER, hdbscan_topics, kmeans_topics
 from devquarry.topics.quality import npmi_coherence, topic_diversity
 from devquarry.topics.themes import cut_themes
 
-OUTLIER = -1
-# BERTopic warns that assigning topics by hand must come last; outlier reduction is last here.
+# BERTopic warns that assigning topics by hand must come last; here it is last.
 logging.getLogger("BERTopic").setLevel(logging.ERROR)
 
 
@@ -34,7 +35,7 @@ class TopicResult:
     assignments: pd.DataFrame
     themes: pd.DataFrame
     quality: dict = field(default_factory=dict)
-    model: object = None  # the fitted BERTopic, for notebook use
+    model: object = None  # the fitted BERTopic (with the [bertopic] extra), for notebook use
 
 
 def fit_topics(
@@ -49,13 +50,19 @@ def fit_topics(
     sources: list[str] | None = None,
     reduce_outliers: bool = True,
     quality: bool = True,
+    bertopic_model: bool | None = None,
     progress=None,
     stage=None,
 ) -> TopicResult:
     """Fit a topic model on the store's threads and save it as a new run. ``progress(n)`` hears of
-    threads embedded; ``stage(description)`` of each later step (they have no count to show)."""
+    threads embedded; ``stage(description)`` of each later step (they have no count to show).
+
+    The default (``kmeans``) needs only scikit-learn. ``bertopic_model`` (None: when the
+    ``[bertopic]`` extra is installed) also fits a BERTopic model on the run's topics, saves it in
+    ``<store>.topics/run-<id>/`` (``BERTopic.load`` reads it; the path is in the run's params) and
+    fills the KeyBERT-like ``keybert`` keywords, which stay empty without it."""
     stage = stage or (lambda description, total=None: None)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     if clustering not in CLUSTERINGS:
         raise InputError(None, f"unknown clustering {clustering!r}; use one of {', '.join(CLUSTERINGS)}", field="clustering")
     if min_topic_size < 2:
@@ -67,33 +74,50 @@ def fit_topics(
     docs = [thread_text(t, b) for t, b in zip(threads["title"], threads["body_text"])]
     if len(docs) < max(2 * min_topic_size, 10):
         raise InputError(store.path, f"{len(docs)} threads are too few for topics with a minimum size of {min_topic_size}")
+    # A missing extra is reported before minutes of embedding, not after.
+    if clustering == "hdbscan":
+        for module in ("bertopic", "umap", "hdbscan"):
+            require(module, "bertopic", "--clustering hdbscan")
+    if bertopic_model is None:
+        bertopic_model = available("bertopic")
+    elif bertopic_model:
+        require("bertopic", "bertopic", "the BERTopic model of a topic run (--bertopic-model)")
     stage("embedding", len(docs))
     embedder = get_embedder(embedding)
     vectors = embed_threads(store, embedder, threads, progress)
     stage("clustering")
-    model = build_model(embedder, len(docs), clustering=clustering, min_topic_size=min_topic_size, nr_topics=nr_topics, seed=seed,
-                        embedding_dim=vectors.shape[1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        labels, _ = model.fit_transform(docs, vectors)
-        outliers_before = float(np.mean(np.asarray(labels) == OUTLIER))
-        if clustering == "hdbscan" and reduce_outliers and outliers_before > 0:
-            labels = model.reduce_outliers(docs, labels, strategy="embeddings", embeddings=vectors, threshold=0.3)
-            model.update_topics(docs, topics=labels, top_n_words=TOP_N_WORDS, vectorizer_model=model.vectorizer_model,
-                                representation_model=model.representation_model)
+    model = None
+    if clustering == "hdbscan":
+        model, labels, outliers_before = hdbscan_topics(
+            docs,
+            vectors,
+            embedder,
+            min_topic_size=min_topic_size,
+            nr_topics=nr_topics,
+            seed=seed,
+            reduce_outliers=reduce_outliers,
+        )
+    else:
+        labels = kmeans_topics(vectors, min_topic_size=min_topic_size, nr_topics=nr_topics, seed=seed)
+        outliers_before = 0.0
     stage("keywords and themes")
-    labels = np.asarray(labels)
-    info = model.get_topic_info()
-    topic_ids = [int(t) for t in info.Topic if t != OUTLIER]
-    keywords = {t: [w for w, _ in model.get_topic(t)][:TOP_N_WORDS] for t in topic_ids}
-    keybert = {t: [w for w, _ in model.get_topic(t, full=True).get("KeyBERT", [])][:TOP_N_WORDS] for t in topic_ids}
+    ctfidf = class_tfidf(docs, labels)
+    topic_ids = [t for t in ctfidf.classes if t != OUTLIER]
+    keywords = ctfidf.top_words(TOP_N_WORDS)
+    keybert: dict[int, list[str]] = {t: [] for t in topic_ids}
+    if bertopic_model:
+        from devquarry.topics.bertopic_model import fit_manual, keybert_words
+
+        stage("BERTopic model")
+        if model is None:
+            model = fit_manual(docs, vectors, labels, embedder, seed=seed)
+        keybert = keybert_words(model, topic_ids)
     theme_of: dict[int, int] = {}
     theme_frame = pd.DataFrame(columns=["theme_id", "label", "keywords", "topics"])
     if themes and topic_ids:
-        offset = 1 if OUTLIER in set(info.Topic) else 0
-        rows = [t + offset for t in topic_ids]
-        theme_of, theme_frame = cut_themes(model.c_tf_idf_[rows], topic_ids, model.vectorizer_model.get_feature_names_out(), themes,
-                                           sizes=[int(np.sum(labels == t)) for t in topic_ids])
+        theme_of, theme_frame = cut_themes(
+            ctfidf.rows(topic_ids), topic_ids, ctfidf.words, themes, sizes=[int(np.sum(labels == t)) for t in topic_ids]
+        )
     topic_frame = pd.DataFrame(
         {
             "topic_id": topic_ids,
@@ -127,6 +151,13 @@ def fit_topics(
         "reduce_outliers": reduce_outliers,
         "sources": sources,
     }
+    saver = None
+    if bertopic_model:
+        from devquarry.topics.bertopic_model import model_folder, save_model
+
+        def saver(run_id: int) -> str:
+            return str(save_model(model, model_folder(store.path, run_id)))
+
     stage("saving")
-    run_id = save_topic_run(store, params, scores, topic_frame, assignments, theme_frame, started)
+    run_id = save_topic_run(store, params, scores, topic_frame, assignments, theme_frame, started, save_model=saver)
     return TopicResult(run_id, topic_frame, assignments, theme_frame, scores, model)

@@ -1,77 +1,94 @@
-"""BERTopic wired with devquarry's embeddings: the fast default and BERTopic's own default."""
+"""Clustering thread vectors into topics: the fast default (PCA + sized k-means, scikit-learn only)
+and BERTopic's own UMAP + HDBSCAN (the ``[bertopic]`` extra)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
-from bertopic import BERTopic
-from bertopic.backend import BaseEmbedder
-from bertopic.representation import KeyBERTInspired
-from bertopic.vectorizers import ClassTfidfTransformer
+import pandas as pd
 from sklearn.decomposition import PCA
-from sklearn.feature_extraction.text import CountVectorizer
 
-from devquarry.embeddings.base import Embedder
 from devquarry.topics.cluster import SizedKMeans, auto_n_topics
+from devquarry.topics.ctfidf import TOP_N_WORDS, WORD_PATTERN  # noqa: F401 (re-exported for the benches)
 
-TOP_N_WORDS = 10
-# Words start with a letter: numbers, hex escapes and version strings from logs make poor labels.
-WORD_PATTERN = r"(?u)\b[^\W\d_]\w+\b"
 CLUSTERINGS = ("kmeans", "hdbscan")
+OUTLIER = -1
 
 
-class BERTopicEmbedder(BaseEmbedder):
-    """Lets BERTopic embed words and documents (for KeyBERT-like labels) with our backend."""
+def kmeans_topics(
+    vectors: np.ndarray, *, min_topic_size: int = 10, nr_topics: int | None = None, seed: int = 42, dims: int = 50
+) -> np.ndarray:
+    """PCA to 50 dimensions (fewer for a small corpus or a small embedding space), then k-means
+    whose clusters below ``min_topic_size`` are folded into the nearest topic; about sqrt(n / 2.5)
+    topics unless ``nr_topics``. Topic ids run from 0, largest first; no outliers. These are the
+    steps BERTopic ran with the same components, on the same input and seed: the same labels."""
+    n_docs = len(vectors)
+    k = nr_topics or auto_n_topics(n_docs, min_topic_size)
+    pca = PCA(n_components=max(1, min(dims, n_docs - 1, vectors.shape[1])), random_state=seed)
+    reduced = np.nan_to_num(pca.fit_transform(vectors))
+    return by_size(SizedKMeans(n_clusters=k, min_size=min_topic_size, random_state=seed).fit(reduced).labels_)
 
-    def __init__(self, embedder: Embedder) -> None:
-        super().__init__()
-        self.embedder = embedder
 
-    def embed(self, documents, verbose: bool = False) -> np.ndarray:
-        return self.embedder.encode([str(d) for d in documents])
+def by_size(labels) -> np.ndarray:
+    """Topic ids by size, largest first, outliers kept at -1, numbered as BERTopic numbers them:
+    pandas' default sort over the topics in order of first appearance. Its order among topics of
+    equal size is not ours to choose, but keeping it keeps the ids runs had before."""
+    labels = np.asarray(labels, dtype=int)
+    sizes = pd.Series(Counter(labels.tolist()))
+    ranked = [t for t in sizes.sort_values(ascending=False).index if t != OUTLIER]
+    mapping = {OUTLIER: OUTLIER, **{int(t): i for i, t in enumerate(ranked)}}
+    return np.array([mapping[t] for t in labels.tolist()], dtype=int)
 
 
-def build_model(
-    embedder: Embedder,
-    n_docs: int,
+def hdbscan_model(embedder, *, min_topic_size: int = 10, nr_topics: int | None = None, seed: int = 42):
+    """BERTopic's own pipeline (UMAP, HDBSCAN), seeded, with our keyword settings."""
+    from devquarry.extras import require
+
+    bertopic = require("bertopic", "bertopic", "--clustering hdbscan")
+    hdbscan = require("hdbscan", "bertopic", "--clustering hdbscan")
+    umap = require("umap", "bertopic", "--clustering hdbscan")
+    from devquarry.topics.bertopic_model import model_settings
+
+    return bertopic.BERTopic(
+        umap_model=umap.UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed),
+        hdbscan_model=hdbscan.HDBSCAN(
+            min_cluster_size=min_topic_size, metric="euclidean", cluster_selection_method="eom", prediction_data=True
+        ),
+        nr_topics=nr_topics,
+        min_topic_size=min_topic_size,
+        **model_settings(embedder, seed),
+    )
+
+
+def hdbscan_topics(
+    docs: list[str],
+    vectors: np.ndarray,
+    embedder,
     *,
-    clustering: str = "kmeans",
     min_topic_size: int = 10,
     nr_topics: int | None = None,
     seed: int = 42,
-    dims: int = 50,
-    embedding_dim: int | None = None,
-) -> BERTopic:
-    """The default (``kmeans``): PCA to 50 dimensions, k-means with a minimum topic size, BM25-
-    weighted c-TF-IDF over English words without stop words, and KeyBERT-like keywords as a second
-    aspect. ``hdbscan`` is BERTopic's own pipeline (UMAP, HDBSCAN), seeded. The choices were
-    measured on the labelled Stack Overflow questions (bench/topics.py): MMR re-ranking raised
-    diversity a little but cost more coherence than it gave."""
-    common = dict(
-        embedding_model=BERTopicEmbedder(embedder),
-        vectorizer_model=CountVectorizer(stop_words="english", token_pattern=WORD_PATTERN),
-        ctfidf_model=ClassTfidfTransformer(bm25_weighting=True),
-        representation_model={"KeyBERT": KeyBERTInspired(top_n_words=TOP_N_WORDS, random_state=seed)},
-        top_n_words=TOP_N_WORDS,
-        min_topic_size=min_topic_size,
-        calculate_probabilities=False,
-        verbose=False,
-    )
-    if clustering == "kmeans":
-        k = nr_topics or auto_n_topics(n_docs, min_topic_size)
-        return BERTopic(
-            # A small corpus (or a small LSA space) caps the dimensions PCA can keep.
-            umap_model=PCA(n_components=max(1, min(dims, n_docs - 1, embedding_dim or dims)), random_state=seed),
-            hdbscan_model=SizedKMeans(n_clusters=k, min_size=min_topic_size, random_state=seed),
-            **common,
-        )
-    if clustering == "hdbscan":
-        from hdbscan import HDBSCAN
-        from umap import UMAP
+    reduce_outliers: bool = True,
+):
+    """UMAP + HDBSCAN through BERTopic, then (optionally) outliers moved to the most similar topic
+    by embedding (cosine >= 0.3). Returns the fitted BERTopic model, the labels, and the outlier
+    share before reduction."""
+    import warnings
 
-        return BERTopic(
-            umap_model=UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed),
-            hdbscan_model=HDBSCAN(min_cluster_size=min_topic_size, metric="euclidean", cluster_selection_method="eom", prediction_data=True),
-            nr_topics=nr_topics,
-            **common,
-        )
-    raise ValueError(f"unknown clustering {clustering!r}; use one of {CLUSTERINGS}")
+    model = hdbscan_model(embedder, min_topic_size=min_topic_size, nr_topics=nr_topics, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels, _ = model.fit_transform(docs, vectors)
+        outliers_before = float(np.mean(np.asarray(labels) == OUTLIER))
+        if reduce_outliers and outliers_before > 0:
+            labels = model.reduce_outliers(docs, labels, strategy="embeddings", embeddings=vectors, threshold=0.3)
+            model.update_topics(
+                docs,
+                topics=labels,
+                top_n_words=TOP_N_WORDS,
+                vectorizer_model=model.vectorizer_model,
+                ctfidf_model=model.ctfidf_model,
+                representation_model=model.representation_model,
+            )
+    return model, np.asarray(labels, dtype=int), outliers_before

@@ -9,7 +9,9 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.preprocessing import normalize
 
 
-def cut_themes(ctfidf, topic_ids: list[int], words: np.ndarray, k: int, sizes: list[int] | None = None, top_n: int = 6) -> tuple[dict[int, int], pd.DataFrame]:
+def cut_themes(
+    ctfidf, topic_ids: list[int], words: np.ndarray, k: int, sizes: list[int] | None = None, top_n: int = 6
+) -> tuple[dict[int, int], pd.DataFrame]:
     """Return {topic id: theme id} and a frame of themes (id, label, keywords, topics)."""
     X = normalize(ctfidf)
     if hasattr(X, "toarray"):
@@ -21,8 +23,13 @@ def cut_themes(ctfidf, topic_ids: list[int], words: np.ndarray, k: int, sizes: l
         groups = fcluster(linkage(X, method="ward"), t=k, criterion="maxclust")
     # Number themes by size, largest first, so that ids are stable for the same input.
     size = dict(zip(topic_ids, sizes or [1] * len(topic_ids)))
-    order = sorted(set(groups), key=lambda g: (-sum(size[t] for t, x in zip(topic_ids, groups) if x == g),
-                                               min(t for t, x in zip(topic_ids, groups) if x == g)))
+    order = sorted(
+        set(groups),
+        key=lambda g: (
+            -sum(size[t] for t, x in zip(topic_ids, groups) if x == g),
+            min(t for t, x in zip(topic_ids, groups) if x == g),
+        ),
+    )
     remap = {g: i for i, g in enumerate(order)}
     mapping = {t: remap[g] for t, g in zip(topic_ids, groups)}
     rows = []
