@@ -114,7 +114,9 @@ def test_step_named_like_its_module_stays_the_function():
     # attribute must still be the step function, in whichever order a notebook touches them.
     code = (
         "import devquarry.hotspots, devquarry.ask.answer, devquarry.export\nimport devquarry as dq\n"
-        "assert [getattr(dq, n).__class__.__name__ for n in ('metrics', 'hotspots', 'ask', 'export', 'info')] == ['function'] * 5\n"
+        "assert [getattr(dq, n).__class__.__name__ for n in ('metrics', 'hotspots', 'export', 'info')] == ['function'] * 4\n"
+        # a sub-package stays importable by dotted path and is callable as its step
+        "import devquarry.ask.answer as a\nassert a.__name__ == 'devquarry.ask.answer' and callable(dq.ask)\n"
         "from devquarry.metrics import code_grouping\nassert callable(code_grouping)"
     )
     assert "pandas" in _loaded_after(code)
