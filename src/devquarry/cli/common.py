@@ -63,6 +63,11 @@ class _LazyConsole:
         self._kwargs, self._console = kwargs, None
 
     def __getattr__(self, name: str):
+        return getattr(self.console, name)
+
+    @property
+    def console(self) -> Console:
+        """The real console: what Rich itself (a Progress, a Live) must be given."""
         if self._console is None:
             from rich.console import Console
 
@@ -70,7 +75,7 @@ class _LazyConsole:
             if kwargs.pop("wide_when_piped", False):
                 kwargs["width"] = None if sys.stdout.isatty() else 200
             self._console = Console(**kwargs)
-        return getattr(self._console, name)
+        return self._console
 
 
 # Piped output gets a wide table rather than Rich's 80-column default.
@@ -175,7 +180,12 @@ def _progress(total: int, label: str, *columns):
 
     show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), *columns, TimeRemainingColumn(), console=err, disable=not show
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        *columns,
+        TimeRemainingColumn(),
+        console=err.console,
+        disable=not show,
     ) as bar:
         task = bar.add_task(label, total=total or None)
         yield lambda n: bar.advance(task, n)
@@ -217,7 +227,7 @@ def _steps() -> Iterator[_StepBars]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=err.console,
         disable=not show,
     ) as bar:
         yield _StepBars(bar)
