@@ -301,8 +301,8 @@ def _topic_codes(store: Store, threads: pd.DataFrame, labels: pd.DataFrame, topi
 def _save(store: Store, cb: Codebook, method: str, out: pd.DataFrame, params: dict, started) -> int:
     with store.transaction() as con:
         run_id = store.next_run_id()
-        batch = pa.table(
-            {  # noqa: F841 (read by DuckDB)
+        batch = pa.table(  # noqa: F841 (read by DuckDB)
+            {
                 "run_id": [run_id] * len(out),
                 "codebook": [cb.id] * len(out),
                 "source": out.source.tolist(),

@@ -74,6 +74,24 @@ _INTERVALS = [
 ]
 
 
+# The figures a reader looks at first: what the command prints and the paper tables hold.
+HEADLINE_COLUMNS = [
+    "group",
+    "threads",
+    "share",
+    "views_median",
+    "pct_no_reply",
+    "pct_under_3_replies",
+    "pct_unresolved",
+    "pct_unresolved_lo",
+    "pct_unresolved_hi",
+    "hours_to_first_reply_median",
+    "hours_to_first_reply_mean",
+    "hours_to_accepted_median",
+    "days_to_close_median",
+]
+
+
 def _check(by: str, period: str) -> None:
     if by not in GROUPINGS:
         raise InputError(None, f"unknown grouping {by!r}; use one of {', '.join(GROUPINGS)}", field="by")

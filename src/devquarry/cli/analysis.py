@@ -26,22 +26,6 @@ RunOpt = Annotated[
 PeriodOpt = Annotated[str, typer.Option(help="month, quarter or year.")]
 SourceOpt = Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")]
 
-_METRIC_COLUMNS = [
-    "group",
-    "threads",
-    "share",
-    "views_median",
-    "pct_no_reply",
-    "pct_under_3_replies",
-    "pct_unresolved",
-    "pct_unresolved_lo",
-    "pct_unresolved_hi",
-    "hours_to_first_reply_median",
-    "hours_to_first_reply_mean",
-    "hours_to_accepted_median",
-    "days_to_close_median",
-]
-
 
 def _say(line: str, *, as_table: bool) -> str | None:
     """A line about what the rows are: the table's title, or on stderr when the rows are JSON or CSV."""
@@ -83,7 +67,9 @@ def metrics(
         )
     title = _say(_codes_line(df.attrs), as_table=fmt == "table") if "codes_from" in df.attrs else None
     if fmt == "table":
-        df = df[[c for c in _METRIC_COLUMNS if c in df.columns]]
+        from devquarry.metrics import HEADLINE_COLUMNS
+
+        df = df[[c for c in HEADLINE_COLUMNS if c in df.columns]]
     emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table, title=title)
 
 

@@ -7,26 +7,12 @@ from pathlib import Path
 import pandas as pd
 
 from devquarry.errors import InputError
+from devquarry.metrics import HEADLINE_COLUMNS
 from devquarry.store import Store
 
 FORMATS = {"csv": ".csv", "markdown": ".md", "latex": ".tex"}
 FIGURE_FORMATS = ("png", "svg")
 
-_DIFFICULTY = [
-    "group",
-    "threads",
-    "share",
-    "views_median",
-    "pct_no_reply",
-    "pct_under_3_replies",
-    "pct_unresolved",
-    "pct_unresolved_lo",
-    "pct_unresolved_hi",
-    "hours_to_first_reply_median",
-    "hours_to_first_reply_mean",
-    "hours_to_accepted_median",
-    "days_to_close_median",
-]
 _TRENDS = [
     "group",
     "threads",
@@ -65,9 +51,9 @@ def paper_tables(data: dict) -> dict[str, pd.DataFrame]:
 
     t = {"overview": data["summary"]}
     if data.get("difficulty_by_source") is not None:
-        t["difficulty_by_source"] = _cols(data["difficulty_by_source"], _DIFFICULTY)
+        t["difficulty_by_source"] = _cols(data["difficulty_by_source"], HEADLINE_COLUMNS)
     if data.get("difficulty_by_group") is not None:
-        t[f"difficulty_by_{data['by']}"] = _cols(data["difficulty_by_group"], _DIFFICULTY)
+        t[f"difficulty_by_{data['by']}"] = _cols(data["difficulty_by_group"], HEADLINE_COLUMNS)
     if data.get("trends") is not None:
         t["trends"] = _cols(data["trends"], _TRENDS)
     if data.get("taxonomy"):

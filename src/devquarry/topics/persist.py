@@ -30,8 +30,8 @@ def save_topic_run(
         run_id = store.next_run_id()
         if save_model is not None:
             params = {**params, "bertopic_model": save_model(run_id)}
-        t = pa.table(
-            {  # noqa: F841 (read by DuckDB)
+        t = pa.table(  # noqa: F841 (read by DuckDB)
+            {
                 "run_id": [run_id] * len(topics),
                 "topic_id": topics.topic_id.astype(int).tolist(),
                 "label": topics.label.tolist(),
@@ -42,8 +42,8 @@ def save_topic_run(
             }
         )
         con.execute("INSERT INTO topic SELECT * FROM t")
-        a = pa.table(
-            {  # noqa: F841
+        a = pa.table(  # noqa: F841 (read by DuckDB)
+            {
                 "run_id": [run_id] * len(assignments),
                 "source": assignments.source.tolist(),
                 "source_id": assignments.source_id.tolist(),
@@ -52,8 +52,8 @@ def save_topic_run(
         )
         con.execute("INSERT INTO topic_assignment SELECT * FROM a")
         if len(themes):
-            th = pa.table(
-                {  # noqa: F841
+            th = pa.table(  # noqa: F841 (read by DuckDB)
+                {
                     "run_id": [run_id] * len(themes),
                     "theme_id": themes.theme_id.astype(int).tolist(),
                     "label": themes.label.tolist(),
