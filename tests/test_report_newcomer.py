@@ -270,3 +270,18 @@ def test_platforms_table_fits_or_scrolls_at_1280_px(platforms_db):
     assert len(boxes) == 1 and boxes[0]["right"] <= 1280
     assert boxes[0]["table"] <= boxes[0]["client"] + 1 or boxes[0]["overflow"] == "auto"
     assert page_width <= 1280 and missing == []
+
+
+def test_report_of_a_store_whose_only_period_is_partial(tmp_path):
+    """Two threads in one (partial) month: trends has no series, yet every column the report reads."""
+    import devquarry as dq
+
+    sheet = tmp_path / "two.csv"
+    sheet.write_text("id,title,created_at\n1,rate limit error,2024-01-01\n2,embeddings question,2024-01-20\n")
+    with dq.Store(tmp_path / "two.duckdb") as s:
+        dq.ingest_table(s, [sheet], source="two")
+        t = dq.trends(s, "source")
+        assert t.threads.tolist() == [0] and t.partial_dropped.tolist() == [2]
+        assert {"first_period", "last_period"} <= set(t.columns) and t.first_period.isna().all()
+        out = dq.build_report(s, tmp_path / "r.html")
+    assert "two" in out.read_text()

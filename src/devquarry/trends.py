@@ -199,7 +199,8 @@ def trends(
         )
     # A group whose threads all fell in the partial period has no series, but is still named.
     for group in sorted(set(dropped) - set(long.group)):
-        rows.append({"group": group, "threads": 0, **stats.mann_kendall([]), "partial_dropped": int(dropped[group])})
+        empty = dict.fromkeys(("first_period", "last_period", "first_value", "last_value"))
+        rows.append({"group": group, "threads": 0, **empty, **stats.mann_kendall([]), "partial_dropped": int(dropped[group])})
     out = pd.DataFrame(rows)
     if not out.empty:
         out = out.sort_values("threads", ascending=False, ignore_index=True)
