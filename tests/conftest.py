@@ -16,6 +16,31 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SHARED = Path(os.environ.get("DEVQUARRY_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A session fixture's folder, built once for the whole run: under pytest-xdist the first worker
+    to ask builds it (``build(folder)``) while the others wait on a lock; every worker then gets a
+    private copy, so that no two processes open one DuckDB file or write one folder."""
+    import shutil
+
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    shared = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+    done = shared / f"built-{name}"
+    with FileLock(str(shared / f"built-{name}.lock")):
+        if not (done / ".complete").exists():
+            shutil.rmtree(done, ignore_errors=True)
+            done.mkdir()
+            build(done)
+            (done / ".complete").touch()
+    if shared == root:
+        return done
+    mine = root / f"copy-{name}"
+    if not mine.exists():
+        shutil.copytree(done, mine, symlinks=True)
+    return mine
+
+
 @pytest.fixture(scope="session", autouse=True)
 def models_home(tmp_path_factory) -> Path:
     """A fresh devquarry model folder for the session; the static model is built in it on first use."""
@@ -25,11 +50,18 @@ def models_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def static_model(models_home) -> Path:
+def static_model(models_home, tmp_path_factory) -> Path:
     """The default static model, built offline from the packaged MiniLM by the real command."""
-    proc = run_cli("embeddings", "build-static")
-    assert proc.returncode == 0, proc.stderr
+    import shutil
+
+    def build(folder: Path) -> None:
+        proc = run_cli("embeddings", "build-static", "--out", str(folder / "static-minilm-256"))
+        assert proc.returncode == 0, proc.stderr
+
+    built = built_once(tmp_path_factory, "static-model", build) / "static-minilm-256"
     folder = models_home / "models" / "static-minilm-256"
+    if not folder.exists():
+        shutil.copytree(built, folder)
     assert (folder / "model.safetensors").stat().st_size > 10_000_000
     return folder
 
@@ -94,10 +126,11 @@ def so_db(tmp_path_factory) -> Path:
     path = _shared_or_skip() / "stackoverflow-openai-api" / "questions_labelled.csv.gz"
     from devquarry import ingest_table
 
-    db = tmp_path_factory.mktemp("so") / "so.duckdb"
-    with Store(db) as s:
-        ingest_table(s, [path], source="stackoverflow", mapping=SO_MAP)
-    return db
+    def build(folder: Path) -> None:
+        with Store(folder / "so.duckdb") as s:
+            ingest_table(s, [path], source="stackoverflow", mapping=SO_MAP)
+
+    return built_once(tmp_path_factory, "so", build) / "so.duckdb"
 
 
 @pytest.fixture(scope="session")
@@ -119,11 +152,12 @@ def forum_labelled_db(tmp_path_factory) -> Path:
     from devquarry import ingest_table
     from devquarry.labeling import import_labels_from_threads
 
-    db = tmp_path_factory.mktemp("forum-labelled") / "forum.duckdb"
-    with Store(db) as s:
-        ingest_table(s, [path], source="openai-forum-labelled", mapping=FORUM_MAP)
-        import_labels_from_threads(s, "chen2024-forum", "openai-forum-labelled", "paper")
-    return db
+    def build(folder: Path) -> None:
+        with Store(folder / "forum.duckdb") as s:
+            ingest_table(s, [path], source="openai-forum-labelled", mapping=FORUM_MAP)
+            import_labels_from_threads(s, "chen2024-forum", "openai-forum-labelled", "paper")
+
+    return built_once(tmp_path_factory, "forum-labelled", build) / "forum.duckdb"
 
 
 @pytest.fixture
@@ -140,12 +174,13 @@ def so_labelled_copy(so_labelled_db, tmp_path) -> Path:
 def demo_db(tmp_path_factory) -> Path:
     """One `devquarry demo` store for the whole session (built by the real command, once).
     Read it only; a test that writes takes `demo_copy`."""
-    folder = tmp_path_factory.mktemp("demo")
-    db = folder / "demo.duckdb"
-    proc = run_cli("demo", "--out", str(folder / "report.html"), db=db)
-    assert proc.returncode == 0, proc.stderr
-    (folder / "demo.stderr").write_text(proc.stderr)  # what a user saw: the steps' summary lines
-    return db
+
+    def build(folder: Path) -> None:
+        proc = run_cli("demo", "--out", str(folder / "report.html"), db=folder / "demo.duckdb")
+        assert proc.returncode == 0, proc.stderr
+        (folder / "demo.stderr").write_text(proc.stderr)  # what a user saw: the steps' summary lines
+
+    return built_once(tmp_path_factory, "demo", build) / "demo.duckdb"
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 import json
+import re
 
 import lxml.html
 import pandas as pd
@@ -53,16 +54,26 @@ def test_demo_then_info_and_report(demo_db):
     assert "Challenge categories" in html and "Audio API" in html
 
 
-def test_second_demo_adds_nothing_and_records_its_runs(demo_copy, tmp_path):
-    again = run_cli("demo", "--out", str(tmp_path / "report.html"), db=demo_copy)
+def test_second_demo_adds_nothing_keeps_the_fitted_runs_and_records_its_runs(demo_db, demo_copy, tmp_path):
+    again = run_cli("demo", "--out", str(tmp_path / "second.html"), db=demo_copy)
     assert again.returncode == 0, again.stderr
+    assert "0 new threads" in again.stderr and "run 2 kept" in again.stderr and "run 4 kept" in again.stderr
     runs = json.loads(run_cli("runs", "--json", db=demo_copy).stdout)
     steps = ["demo", "topics", "labels import", "classify"]
-    assert [r["command"] for r in runs] == steps + steps
+    # Nothing changed, so the second demo fits nothing: the latest topic and coding runs are the first demo's.
+    assert [r["command"] for r in runs] == steps + ["demo", "labels import"]
     counts = json.loads(runs[4]["counts"])
     assert counts["threads_new"] == 0 and counts["threads_unchanged"] == 4081
     versions = json.loads(runs[0]["versions"])
     assert {"python", "duckdb", "devquarry"} <= versions.keys()
+
+    # The same report up to the list of runs, but for plotly's random ids of its figures and the time it was written.
+    def figures(path):
+        html = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", path.read_text())
+        html = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "TIME", html)
+        return html[: html.index('<h2 id="runs">')]
+
+    assert figures(tmp_path / "second.html") == figures(demo_db.with_name("report.html"))
 
 
 def test_db_from_environment(tmp_path, shared):

@@ -169,7 +169,8 @@ def _core_run(db, block: str = "", kwargs: str = "") -> dict:
 def test_default_fit_imports_no_heavy_module(forum_store):
     out = _core_run(forum_store, kwargs=", bertopic_model=False")
     assert out["heavy"] == []
-    assert out["quality"]["n_topics"] == 3 and out["keywords"][0][:3] == ["message", "gpt", "code"]
+    # 30 documents cluster a little differently with each CPU's BLAS: the big topic's words, not their ranks
+    assert out["quality"]["n_topics"] == 3 and {"message", "gpt", "code"} <= set(out["keywords"][0][:5])
     assert out["keybert"] == [[], [], []]
 
 
@@ -208,3 +209,19 @@ def test_bertopic_model_saved_and_loadable(forum_store):
     assert sorted(loaded.get_topic_info().Count) == sorted(r.topics["size"])
     figure = loaded.visualize_barchart()
     assert len(figure.data) == 3
+
+
+def test_a_run_is_reused_only_for_the_same_threads_and_params(forum_store):
+    """What lets a second `devquarry demo` keep the first one's topic run, and only then."""
+    from devquarry.reuse import reusable_run, threads_fingerprint
+    from devquarry.topics import fit_topics
+
+    with Store(forum_store) as s:
+        r = fit_topics(s, min_topic_size=3, nr_topics=3, quality=False, bertopic_model=False)
+        before = threads_fingerprint(s.threads())
+        assert reusable_run(s, "topics", {"inputs": before, "nr_topics": 3}) == (r.run_id, r.quality)
+        assert reusable_run(s, "topics", {"inputs": before, "nr_topics": 4}) is None
+        s.con.execute("UPDATE thread SET title = title || ' (edited)' WHERE source_id = (SELECT min(source_id) FROM thread)")
+        after = threads_fingerprint(s.threads())
+        assert after != before and after.split(":")[0] == before.split(":")[0] == "30"
+        assert reusable_run(s, "topics", {"inputs": after, "nr_topics": 3}) is None

@@ -15,16 +15,18 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline, make_union
+from sklearn.pipeline import make_union
 from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.svm import LinearSVC
 
 from devquarry.codebooks import Codebook, load_codebook
 from devquarry.errors import InputError
+from devquarry.reuse import labels_fingerprint, threads_fingerprint
 from devquarry.store import Store
 from devquarry.text import thread_text
 
@@ -34,25 +36,29 @@ MIN_EXAMPLES = 3
 METHODS = ("supervised", "zero-shot", "topic")
 
 
+# The supervised coder's features: TF-IDF of word 1-2-grams and of character 3-5-grams.
+WORD_FEATURES = dict(sublinear_tf=True, min_df=2, ngram_range=(1, 2))
+CHAR_FEATURES = dict(sublinear_tf=True, analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_features=200_000)
+
+
 def _features():
-    return make_union(
-        TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2)),
-        TfidfVectorizer(sublinear_tf=True, analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_features=200_000),
-    )
+    return make_union(TfidfVectorizer(**WORD_FEATURES), TfidfVectorizer(**CHAR_FEATURES))
 
 
 class SupervisedCoder(ClassifierMixin, BaseEstimator):
     """Learns codes from labelled texts. ``y`` is one code per text, or a list of codes per text
-    (multi-label: every code whose calibrated probability reaches 0.5, and at least the best one)."""
+    (multi-label: every code whose calibrated probability reaches 0.5, and at least the best one).
+
+    ``X`` is texts (the TF-IDF features are then learnt from the training texts), or rows of a
+    feature matrix from ``text_features`` (fit and predict must then both be given rows)."""
 
     def __init__(self, C: float = 0.3, calibration_folds: int = 3) -> None:
         self.C = C
         self.calibration_folds = calibration_folds
 
     def fit(self, X, y):
-        X = list(X)
-        self.multi_label_ = len(y) > 0 and isinstance(y[0], (list, tuple))
         svm = LinearSVC(C=self.C, class_weight="balanced")
+        self.multi_label_ = len(y) > 0 and isinstance(y[0], (list, tuple))
         if self.multi_label_:
             self.binarizer_ = MultiLabelBinarizer().fit(y)
             target = self.binarizer_.transform(y)
@@ -63,13 +69,16 @@ class SupervisedCoder(ClassifierMixin, BaseEstimator):
             counts = pd.Series(target).value_counts()
             folds = int(max(2, min(self.calibration_folds, counts.min())))
             clf = CalibratedClassifierCV(svm, method="sigmoid", cv=folds)
-        self.model_ = make_pipeline(_features(), clf).fit(X, target)
+        self.features_ = None if sp.issparse(X) else _features()
+        self.model_ = clf.fit(X if self.features_ is None else self.features_.fit_transform(list(X)), target)
         if not self.multi_label_:
             self.classes_ = self.model_.classes_
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        return self.model_.predict_proba(list(X))
+        if self.features_ is None and not sp.issparse(X):
+            raise ValueError("this coder was fitted on feature rows: predict from rows of the same text_features")
+        return self.model_.predict_proba(X if self.features_ is None else self.features_.transform(list(X)))
 
     def predict(self, X):
         proba = self.predict_proba(X)
@@ -80,6 +89,22 @@ class SupervisedCoder(ClassifierMixin, BaseEstimator):
             picked = [self.classes_[i] for i in np.flatnonzero(row >= 0.5)] or [self.classes_[int(row.argmax())]]
             out.append(picked)
         return out
+
+
+class ThreadFeatures:
+    """TF-IDF features of a set of threads, computed once and shared by the coders of one
+    ``classify`` run (the code coder and the relevance coder), looked up by (source, source_id).
+    The vocabulary comes from every thread being coded or labelled, as text classifiers commonly
+    fit their unsupervised features on the whole corpus; labels never enter it."""
+
+    def __init__(self, *frames: pd.DataFrame) -> None:
+        rows = pd.concat([f[["source", "source_id", "title", "body_text"]] for f in frames], ignore_index=True)
+        rows = rows.drop_duplicates(["source", "source_id"]).reset_index(drop=True)
+        self.index = {key: n for n, key in enumerate(zip(rows.source, rows.source_id))}
+        self.matrix = _features().fit_transform([thread_text(t, b) for t, b in zip(rows.title, rows.body_text)]).tocsr()
+
+    def of(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        return self.matrix[[self.index[key] for key in zip(frame.source, frame.source_id)]]
 
 
 class ZeroShotCoder(ClassifierMixin, BaseEstimator):
@@ -191,8 +216,8 @@ def classify(
     threads = threads.reset_index(drop=True)
     if threads.empty:
         raise InputError(store.path, "no threads to classify")
-    texts = [thread_text(t, b) for t, b in zip(threads.title, threads.body_text)]
     if method == "zero-shot":
+        texts = [thread_text(t, b) for t, b in zip(threads.title, threads.body_text)]
         coder = ZeroShotCoder(cb.id, embedding or "minilm", threshold, level).fit(texts)
         codes, scores = coder.predict_with_scores(texts)
     else:
@@ -202,26 +227,27 @@ def classify(
             raise InputError(store.path, f"no hand labels for {cb.id} to learn from; import some with `devquarry labels import`")
         if method == "supervised":
             keyed = threads.merge(labels, on=["source", "source_id"], how="inner")
+            gate_labels = training_labels(store, cb, rater, level, keep_irrelevant=True) if relevance is not False else labels
+            features = ThreadFeatures(threads, every.merge(gate_labels[["source", "source_id"]], on=["source", "source_id"]))
             # Calibration needs a few examples of each code; rarer codes cannot be learnt.
             counts = keyed.primary.value_counts()
             too_rare = sorted(counts[counts < MIN_EXAMPLES].index)
             keyed = keyed[~keyed.primary.isin(too_rare)]
             if keyed.primary.nunique() < 2:
                 raise InputError(store.path, "supervised coding needs labelled threads of at least two codes")
-            train = [thread_text(t, b) for t, b in zip(keyed.title, keyed.body_text)]
             if cb.multi_label:
                 # Every code a coder gave (at this level) is a target; a thread may get several.
                 targets = [[c for c in codes if c not in too_rare] or [p] for codes, p in zip(keyed.codes, keyed.primary)]
-                coder = SupervisedCoder().fit(train, targets)
-                picked = coder.predict(texts)
-                proba = coder.predict_proba(texts)
+                coder = SupervisedCoder().fit(features.of(keyed), targets)
+                rows_x = features.of(threads)
+                proba, picked = coder.predict_proba(rows_x), coder.predict(rows_x)
                 col = {c: i for i, c in enumerate(coder.classes_)}
                 rows = [(i, c, float(proba[i, col[c]])) for i, cs in enumerate(picked) for c in cs]
                 threads = threads.iloc[[i for i, _, _ in rows]].reset_index(drop=True)
                 codes, scores = [c for _, c, _ in rows], [s for _, _, s in rows]
             else:
-                coder = SupervisedCoder().fit(train, keyed.primary.tolist())
-                proba = coder.predict_proba(texts)
+                coder = SupervisedCoder().fit(features.of(keyed), keyed.primary.tolist())
+                proba = coder.predict_proba(features.of(threads))
                 codes = list(coder.classes_[proba.argmax(axis=1)])
                 scores = list(proba.max(axis=1))
         else:
@@ -229,7 +255,7 @@ def classify(
     out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
     gate = None
     if method == "supervised" and relevance is not False:
-        gate = _relevance(store, every, cb, rater, level, out, relevance)
+        gate = _relevance(store, every, features, gate_labels, cb, out, relevance)
         if gate is not None:
             out = gate
     _save(
@@ -246,6 +272,7 @@ def classify(
             "sources": sources,
             "codes_too_rare_to_learn": too_rare if method == "supervised" else [],
             "relevance": gate is not None,
+            "inputs": f"{threads_fingerprint(every)}/{labels_fingerprint(store, cb.id)}",
         },
         started,
     )
@@ -253,10 +280,15 @@ def classify(
 
 
 def _relevance(
-    store: Store, threads: pd.DataFrame, cb: Codebook, rater, level, coded: pd.DataFrame, wanted: bool | None
+    store: Store,
+    threads: pd.DataFrame,
+    features: ThreadFeatures,
+    labels: pd.DataFrame,
+    cb: Codebook,
+    coded: pd.DataFrame,
+    wanted: bool | None,
 ) -> pd.DataFrame | None:
     """Replace the codes of the threads a relevant-vs-irrelevant coder finds irrelevant."""
-    labels = training_labels(store, cb, rater, level, keep_irrelevant=True)
     n_irrelevant = int((labels.status == IRRELEVANT).sum())
     if n_irrelevant < MIN_EXAMPLES or n_irrelevant == len(labels):
         if wanted:
@@ -266,13 +298,9 @@ def _relevance(
         return None
     keyed = threads.merge(labels, on=["source", "source_id"], how="inner")
     target = np.where(keyed.status == IRRELEVANT, IRRELEVANT, "relevant")
-    gate = SupervisedCoder().fit([thread_text(t, b) for t, b in zip(keyed.title, keyed.body_text)], target.tolist())
-    ids = (
-        coded[["source", "source_id"]]
-        .drop_duplicates()
-        .merge(threads[["source", "source_id", "title", "body_text"]], on=["source", "source_id"], how="left")
-    )
-    proba = gate.predict_proba([thread_text(t, b) for t, b in zip(ids.title, ids.body_text)])
+    gate = SupervisedCoder().fit(features.of(keyed), target.tolist())
+    ids = coded[["source", "source_id"]].drop_duplicates().reset_index(drop=True)
+    proba = gate.predict_proba(features.of(ids))
     col = list(gate.classes_).index(IRRELEVANT)
     ids["p_irrelevant"] = proba[:, col]
     off = ids[ids.p_irrelevant >= 0.5]

@@ -63,11 +63,19 @@ class _Quiet:
 
 
 def run_demo(
-    store: Store, out: str | Path = "report.html", steps: Steps | None = None, embedding: str | None = None
+    store: Store,
+    out: str | Path = "report.html",
+    steps: Steps | None = None,
+    embedding: str | None = None,
+    refit: bool = False,
 ) -> tuple[pd.DataFrame, Path]:
     """Ingest the bundled corpus, fit topics with themes, import the study's hand labels, code
     every question into the API categories, measure, and write the report; return the ingest
-    counts and the report path. ``steps`` hears of each step as it starts, moves and ends."""
+    counts and the report path. ``steps`` hears of each step as it starts, moves and ends.
+
+    A second demo on a store whose threads and labels it left unchanged takes the topic and
+    coding runs of the first (they are the latest runs, so the report is the same); ``refit``
+    fits them again."""
     from devquarry.classify import classify
     from devquarry.labeling import import_labels_from_threads
     from devquarry.report.data import report_data
@@ -80,13 +88,19 @@ def run_demo(
     threads = counts.set_index("table").loc["thread"]
     steps.done(f"{int(threads.new):,} new threads, {int(threads.updated):,} updated, {int(threads.unchanged):,} unchanged")
 
-    n = int(store.con.execute("SELECT count(*) FROM thread WHERE source = ?", [DEMO_SOURCE]).fetchone()[0])
-    steps.start("topics", n)
-    result = fit_topics(
-        store, embedding=embedding, themes=DEMO_THEMES, sources=[DEMO_SOURCE], progress=steps.advance, stage=steps.stage
-    )
-    q = result.quality
-    steps.done(f"{q['n_topics']} topics in {len(result.themes)} themes (NPMI {q.get('npmi', float('nan')):.3f})")
+    demo_threads = store.threads(DEMO_SOURCE)
+    steps.start("topics", len(demo_threads))
+    earlier = None if refit else _earlier_topics(store, demo_threads, embedding)
+    if earlier:
+        run_id, q = earlier
+        n_themes = int(store.con.execute("SELECT count(*) FROM theme WHERE run_id = ?", [run_id]).fetchone()[0])
+        steps.done(f"{q['n_topics']} topics in {n_themes} themes: unchanged data, run {run_id} kept (--refit fits again)")
+    else:
+        result = fit_topics(
+            store, embedding=embedding, themes=DEMO_THEMES, sources=[DEMO_SOURCE], progress=steps.advance, stage=steps.stage
+        )
+        q = result.quality
+        steps.done(f"{q['n_topics']} topics in {len(result.themes)} themes (NPMI {q.get('npmi', float('nan')):.3f})")
 
     # The study's hand labels ride along in the corpus: they train the coder for the rest.
     steps.start("labels")
@@ -97,10 +111,19 @@ def run_demo(
     )
 
     steps.start("coding")
-    coded = classify(store, DEMO_CODEBOOK, method="supervised", sources=[DEMO_SOURCE])
-    per_thread = coded.drop_duplicates(["source", "source_id"])
-    aside = int((per_thread.code == "irrelevant").sum())
-    steps.done(f"{len(per_thread):,} threads coded into {DEMO_CODEBOOK}; {aside:,} set aside as off-subject")
+    earlier = None if refit else _earlier_coding(store)
+    if earlier:
+        run_id, counts = earlier
+        aside = int(counts.get("codes", {}).get("irrelevant", 0))
+        steps.done(
+            f"{int(counts['threads']):,} threads coded into {DEMO_CODEBOOK}; {aside:,} set aside as off-subject: "
+            f"unchanged data and labels, run {run_id} kept"
+        )
+    else:
+        coded = classify(store, DEMO_CODEBOOK, method="supervised", sources=[DEMO_SOURCE])
+        per_thread = coded.drop_duplicates(["source", "source_id"])
+        aside = int((per_thread.code == "irrelevant").sum())
+        steps.done(f"{len(per_thread):,} threads coded into {DEMO_CODEBOOK}; {aside:,} set aside as off-subject")
 
     steps.start("metrics")
     data = report_data(store)
@@ -115,3 +138,37 @@ def run_demo(
     path = build_report(store, out, title="devquarry demo: Stack Overflow questions on the OpenAI API", data=data)
     steps.done(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
     return counts, path
+
+
+def _earlier_topics(store: Store, threads: pd.DataFrame, embedding: str | None) -> tuple[int, dict] | None:
+    """The latest topic run, if the demo made it from these very threads."""
+    from devquarry.embeddings import get_embedder
+    from devquarry.reuse import reusable_run, threads_fingerprint
+
+    embedder = get_embedder(embedding)
+    wanted = {
+        "embedding": f"{embedder.backend}:{embedder.model_id}",
+        "clustering": "kmeans",
+        "min_topic_size": 10,
+        "nr_topics": None,
+        "themes": DEMO_THEMES,
+        "seed": 42,
+        "sources": [DEMO_SOURCE],
+        "inputs": threads_fingerprint(threads),
+    }
+    return reusable_run(store, "topics", wanted)
+
+
+def _earlier_coding(store: Store) -> tuple[int, dict] | None:
+    """The latest coding run, if the demo made it from these threads and these labels."""
+    from devquarry.reuse import labels_fingerprint, reusable_run, threads_fingerprint
+
+    wanted = {
+        "method": "supervised",
+        "codebook": DEMO_CODEBOOK,
+        "rater": None,
+        "level": 0,
+        "sources": [DEMO_SOURCE],
+        "inputs": f"{threads_fingerprint(store.threads())}/{labels_fingerprint(store, DEMO_CODEBOOK)}",
+    }
+    return reusable_run(store, "classify", wanted)

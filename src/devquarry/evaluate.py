@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
 
-from devquarry.classify import SupervisedCoder, ZeroShotCoder, training_labels
+from devquarry.classify import CHAR_FEATURES, WORD_FEATURES, SupervisedCoder, ZeroShotCoder, training_labels
 from devquarry.codebooks import load_codebook
 from devquarry.errors import InputError
+from devquarry.fold_features import counted
 from devquarry.store import Store
 from devquarry.text import thread_text
 
@@ -41,7 +43,10 @@ def cross_validated(texts: list[str], labels: list[str], folds: int = 5, seed: i
             f"{', '.join(counts[counts < folds].index)}",
         )
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    return cross_val_predict(SupervisedCoder(), list(texts), np.asarray(labels, dtype=object), cv=cv)
+    # The texts are split into n-grams once; each fold's vocabulary and idf still come from its training rows only.
+    counts, features = counted(list(texts), WORD_FEATURES, CHAR_FEATURES)
+    coder = make_pipeline(features, SupervisedCoder())
+    return cross_val_predict(coder, counts, np.asarray(labels, dtype=object), cv=cv)
 
 
 def evaluate(

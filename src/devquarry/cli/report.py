@@ -52,13 +52,16 @@ def report(
 @app.command()
 def demo(
     out_: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    refit: Annotated[
+        bool, typer.Option("--refit", help="Fit topics and coders again even when the threads and labels are unchanged.")
+    ] = False,
     db: DbOpt = None,
 ) -> None:
     """Run the bundled Stack Overflow corpus through every step and write the report."""
     from devquarry.demo import run_demo
 
     with _store(db, create=True) as store, _steps() as steps:
-        _, path = run_demo(store, out_, steps=steps)
+        _, path = run_demo(store, out_, steps=steps, refit=refit)
     out.print(f"report written to {path}; store {store.path}", highlight=False, markup=False)
 
 

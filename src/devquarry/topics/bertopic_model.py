@@ -15,7 +15,7 @@ import numpy as np
 
 from devquarry.embeddings.base import Embedder
 from devquarry.extras import require
-from devquarry.topics.ctfidf import TOP_N_WORDS, vectorizer
+from devquarry.topics.ctfidf import TOP_N_WORDS, ClassTfidf, vectorizer
 
 WHAT = "the BERTopic model and KeyBERT-like keywords"
 
@@ -81,7 +81,18 @@ def fit_manual(docs: list[str], vectors: np.ndarray, labels: np.ndarray, embedde
                 representation_model=model.representation_model,
             )
             model.topic_embeddings_ = embeddings
+    _rank_ties_alphabetically(model)
     return model
+
+
+def _rank_ties_alphabetically(model) -> None:
+    """The main keywords as devquarry ranks them (equal weights alphabetically), so that
+    ``get_topic`` gives the run's keywords on every CPU."""
+    matrix = model.c_tf_idf_.tocsr()
+    ctfidf = ClassTfidf(matrix, model.vectorizer_model.get_feature_names_out(), sorted(model.topic_representations_))
+    index = {w: i for i, w in enumerate(ctfidf.words)}
+    for row, (topic, words) in enumerate(zip(ctfidf.classes, ctfidf.top_words(TOP_N_WORDS).values())):
+        model.topic_representations_[topic] = [(w, float(matrix[row, index[w]])) for w in words]
 
 
 def keybert_words(model, topic_ids: list[int]) -> dict[int, list[str]]:

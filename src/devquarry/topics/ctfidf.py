@@ -2,9 +2,10 @@
 
 Each topic's documents are joined into one; word counts per topic are L1-normalised and weighted
 by a BM25-style idf over topics, ``log(1 + (A - f + 0.5) / (f + 0.5))``, where ``f`` is a word's
-count over all topics and ``A`` the mean number of words per topic. The matrix, the vocabulary
-and the order of tied words are those BERTopic's ``ClassTfidfTransformer(bm25_weighting=True)``
-gives, so the keywords are the same with or without the ``[bertopic]`` extra."""
+count over all topics and ``A`` the mean number of words per topic. The matrix and the vocabulary
+are those BERTopic's ``ClassTfidfTransformer(bm25_weighting=True)`` gives; words of equal weight
+are ranked alphabetically (BERTopic leaves their order to the CPU's sort), so the keywords are the
+same on every machine, with or without the ``[bertopic]`` extra."""
 
 from __future__ import annotations
 
@@ -18,9 +19,6 @@ from sklearn.preprocessing import normalize
 TOP_N_WORDS = 10
 # Words start with a letter: numbers, hex escapes and version strings from logs make poor labels.
 WORD_PATTERN = r"(?u)\b[^\W\d_]\w+\b"
-# BERTopic ranks the best 30 words of a topic before cutting to the top n; ties among equal
-# scores fall out of that ranking, so it is kept.
-_POOL = 30
 
 
 def vectorizer() -> CountVectorizer:
@@ -46,17 +44,16 @@ class ClassTfidf:
         return self.matrix[[index[t] for t in topic_ids]]
 
     def top_words(self, n: int = TOP_N_WORDS) -> dict[int, list[str]]:
-        """The ``n`` highest-weighted words of each class (fewer when a topic has fewer words with a positive weight)."""
+        """The ``n`` highest-weighted words of each class (fewer when a topic has fewer words with a
+        positive weight); equal weights in alphabetical order."""
         m = self.matrix
         out = {}
         for row, label in enumerate(self.classes):
             data, cols = m.data[m.indptr[row] : m.indptr[row + 1]], m.indices[m.indptr[row] : m.indptr[row + 1]]
-            k = min(_POOL, len(data))
-            picked = np.argpartition(data, -k)[-k:] if k else np.array([], dtype=int)
-            scores = np.zeros(_POOL)
-            scores[:k] = data[picked]
-            order = np.argsort(scores)[::-1]
-            out[label] = [str(self.words[cols[picked[i]]]) for i in order if i < k and scores[i] > 0][:n]
+            # The vocabulary is sorted, so the column breaks ties: numpy's argsort orders equal
+            # values differently on CPUs with and without AVX-512, and keywords must not depend on that.
+            order = np.lexsort((cols, -data))[:n]
+            out[label] = [str(self.words[cols[i]]) for i in order if data[i] > 0]
         return out
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from devquarry.embeddings import embed_threads, get_embedder
 from devquarry.errors import InputError
 from devquarry.extras import available, require
+from devquarry.reuse import threads_fingerprint
 from devquarry.store import Store
 from devquarry.text import thread_text
 from devquarry.topics.ctfidf import TOP_N_WORDS, class_tfidf
@@ -150,6 +151,7 @@ def fit_topics(
         "seed": seed,
         "reduce_outliers": reduce_outliers,
         "sources": sources,
+        "inputs": threads_fingerprint(threads),
     }
     saver = None
     if bertopic_model:
