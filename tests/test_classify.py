@@ -90,6 +90,7 @@ def test_relevance_code_0_against_the_rest(tmp_path, shared):
     assert r["n"] == 4081 and 0.55 < r["kappa"] < 0.8 and r["accuracy"] > 0.78
 
 
+@pytest.mark.slow
 def test_zero_shot_needs_no_labels(forum_db):
     from devquarry.classify import UNCLASSIFIED, classify
     from devquarry.evaluate import evaluate

@@ -22,6 +22,7 @@ def shared_dir():
     return SHARED
 
 
+@pytest.mark.slow
 def test_same_input_and_seed_same_topics(so_store):
     from devquarry.topics import fit_topics, topic_runs
 
@@ -67,6 +68,7 @@ def test_topics_match_the_hand_labels(so_store):
         assert quarters.groupby("period").share.sum().round(6).eq(1).all()
 
 
+@pytest.mark.slow
 def test_hdbscan_pipeline_reduces_outliers(so_store):
     from devquarry.topics import fit_topics
 
