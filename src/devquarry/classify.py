@@ -204,7 +204,7 @@ def classify(
     irrelevant to the codebook): a first coder, trained on relevant against irrelevant labels,
     sets aside the threads it finds irrelevant (code ``irrelevant``) before the codes are given."""
     started = datetime.now(UTC)
-    cb = load_codebook(codebook)
+    cb = load_codebook(codebook, store=store)
     if method not in METHODS:
         raise InputError(None, f"unknown method {method!r}; use one of {', '.join(METHODS)}", field="method")
     if method == "zero-shot":

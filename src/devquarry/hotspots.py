@@ -224,7 +224,8 @@ def hotspots(
                 "examples": ex[ex.group == g].drop(columns="group").to_dict("records"),
             }
         )
-    extra = pd.DataFrame(rows, index=m.index)
+    # The columns even when no group is left (every thread of a coding run unclassified, say).
+    extra = pd.DataFrame(rows, index=m.index, columns=["fix", "fix_support", "fix_basis", "limit", "limit_share", "examples"])
     m = pd.concat([m, extra], axis=1)
     m.attrs.update(
         by=by,

@@ -109,3 +109,64 @@ class Attempts:
 # The API clients share this one: an interactive call, so a server asking to wait more than two
 # minutes fails with a message rather than a silent hang.
 API = RetryPolicy(timeout=60.0, deadline=600.0, retries=4, backoff=0.5, max_backoff=30.0, max_wait=120.0)
+
+
+# What a client reads of one answer: a server may send a gzip bomb, a body without end, or trickle
+# a byte a second (httpx's timeouts are per read). The body is read as a stream and decoded here,
+# counting decoded bytes, so that neither the size nor the time can run past its cap.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class TooLarge(RuntimeError):
+    """The decoded answer is larger than the cap: retrying would fetch it again."""
+
+
+class TooSlow(RuntimeError):
+    """The answer did not arrive in full within the attempt's total deadline."""
+
+
+def read_capped(resp, limit: int, deadline: float) -> bytes:
+    """The decoded body of a streamed httpx response; :class:`TooLarge` past ``limit`` decoded bytes,
+    :class:`TooSlow` past ``deadline`` (a ``time.monotonic()`` value)."""
+    import zlib
+
+    length = resp.headers.get("content-length", "")
+    encodings = [e.strip().lower() for e in resp.headers.get("content-encoding", "").split(",")]
+    encodings = [e for e in encodings if e and e != "identity"]
+    if not encodings and length.isdigit() and int(length) > limit:
+        raise TooLarge(f"the answer is {int(length)} bytes, more than the limit of {limit}")
+    if len(encodings) > 1 or (encodings and encodings[0] not in ("gzip", "x-gzip", "deflate")):
+        raise ValueError(f"unsupported Content-Encoding {resp.headers.get('content-encoding')!r}")
+    inflate = zlib.decompressobj(47) if encodings else None  # 47: a gzip or zlib header, detected
+    out = bytearray()
+    for raw in resp.iter_raw():
+        data = raw
+        while data:
+            if inflate is None:
+                out += data
+                data = b""
+            else:
+                try:
+                    out += inflate.decompress(data, limit - len(out) + 1)  # max_length: never more than the cap
+                except zlib.error as exc:
+                    raise ValueError(f"cannot decode the {encodings[0]} body ({exc})") from None
+                data = inflate.unconsumed_tail
+            if len(out) > limit:
+                raise TooLarge(f"the answer is larger than the limit of {limit} bytes")
+        if time.monotonic() > deadline:
+            raise TooSlow("the answer did not arrive in full within the time allowed")
+    if inflate is not None:
+        out += inflate.flush()
+        if len(out) > limit:
+            raise TooLarge(f"the answer is larger than the limit of {limit} bytes")
+    return bytes(out)
+
+
+def redact(text: str, secrets, limit: int = 200) -> str:
+    """A response body fit for an error line: secrets masked, on one line, at most ``limit`` characters.
+    A server may echo the key it received (a 401 that quotes the request)."""
+    for secret in secrets:
+        if secret and len(str(secret)) >= 4:
+            text = text.replace(str(secret), "[redacted]")
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return text[:limit] + ("..." if len(text) > limit else "")

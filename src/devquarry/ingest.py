@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
@@ -19,8 +20,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from devquarry.errors import InputError
 from devquarry.model import Link, Reply, Thread
 from devquarry.sources import DiscourseSource, GitHubSource, Source, StackExchangeDump, TableSource, TranscriptSource
+from devquarry.sources.limits import INT32_MAX, INT64_MAX, MAX_FIELD_ENV, field_too_big, max_field_bytes, too_big
 from devquarry.store import LINK_COLUMNS, REPLY_COLUMNS, THREAD_COLUMNS, Store, bot_reply_sql
 
 BATCH_SIZE = 2000
@@ -46,6 +49,37 @@ REPLY_SCHEMA = _schema(REPLY_COLUMNS)
 LINK_SCHEMA = _schema(LINK_COLUMNS)
 _THREAD_FIELDS = [f.name for f in fields(Thread)]
 _REPLY_FIELDS = [f.name for f in fields(Reply)]
+_INT_LIMITS = {"BIGINT": INT64_MAX, "INTEGER": INT32_MAX}
+# Sources whose reply ids never move between threads (a GitHub comment id belongs to one issue):
+# a reply that turns up under another thread is refused. Elsewhere a move is real (merged questions).
+FIXED_REPLY_THREADS = ("github:",)
+
+
+def _bad(value, sqltype: str) -> str | None:
+    """Why ``value`` cannot go into a column of ``sqltype``, or None when it can."""
+    if value is None:
+        return None
+    sqltype = sqltype.replace(" NOT NULL", "")
+    if sqltype in ("VARCHAR", "JSON"):
+        ok = isinstance(value, str)
+    elif sqltype in _INT_LIMITS:
+        if isinstance(value, int) and abs(value) > _INT_LIMITS[sqltype]:
+            return f"number out of range: {str(value)[:40]} (at most {_INT_LIMITS[sqltype]})"
+        ok = isinstance(value, int)
+    elif sqltype == "DOUBLE":
+        try:
+            ok = isinstance(value, float) and math.isfinite(value) or isinstance(value, int) and abs(value) <= INT64_MAX
+        except OverflowError:
+            ok = False
+    elif sqltype == "TIMESTAMPTZ":
+        ok = isinstance(value, datetime)
+    elif sqltype == "BOOLEAN":
+        ok = isinstance(value, bool)
+    elif sqltype == "VARCHAR[]":
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = True
+    return None if ok else f"cannot store {type(value).__name__} {str(value)[:40]!r} as {sqltype}"
 
 
 def _content_hash(values: dict) -> str:
@@ -55,8 +89,10 @@ def _content_hash(values: dict) -> str:
 class _Stager:
     """Buffers records and appends them to temporary staging tables in batches."""
 
-    def __init__(self, con, run_id: int, batch_size: int) -> None:
+    def __init__(self, con, run_id: int, batch_size: int, source: Source | None = None) -> None:
         self.con = con
+        self.source = source
+        self.field_cap = max_field_bytes()
         self.run_id = run_id
         self.batch_size = batch_size
         self.seq = 0
@@ -70,12 +106,12 @@ class _Stager:
         self.seq += 1
         if isinstance(rec, Thread):
             row = {f: getattr(rec, f) for f in _THREAD_FIELDS}
-            row["raw"] = json.dumps(rec.raw, default=str) if rec.raw is not None else None
+            row["raw"] = self._raw(rec, "thread", rec.source_id)
             row["content_hash"] = _content_hash(row)
             kind = "thread"
         elif isinstance(rec, Reply):
             row = {f: getattr(rec, f) for f in _REPLY_FIELDS}
-            row["raw"] = json.dumps(rec.raw, default=str) if rec.raw is not None else None
+            row["raw"] = self._raw(rec, "reply", rec.reply_id)
             row["content_hash"] = _content_hash(row)
             kind = "reply"
         elif isinstance(rec, Link):
@@ -85,10 +121,37 @@ class _Stager:
             raise TypeError(f"a source yielded {type(rec).__name__}, not a Thread, Reply or Link")
         row["run_id"] = self.run_id
         row["seq"] = self.seq
+        self._check(kind, row)
         buf = self.buf[kind]
         buf.append(row)
         if len(buf) >= self.batch_size:
             self.flush(kind)
+
+    def _where(self):
+        return getattr(self.source, "current", None)
+
+    def _raw(self, rec, kind: str, rid) -> str | None:
+        if rec.raw is None:
+            return None
+        try:
+            return json.dumps(rec.raw, default=str)
+        except (ValueError, RecursionError) as exc:
+            raise InputError(
+                self._where(), f"cannot store the record as JSON ({exc})", record=f"{kind} {rid}", field="raw"
+            ) from None
+
+    def _check(self, kind: str, row: dict) -> None:
+        """The last line of defence: a source that let a wrong type or a huge value through fails
+        here, on one line naming the record, and not deep inside Arrow or DuckDB."""
+        rid = row.get("source_id") or row.get("reply_id") or row.get("from_id")
+        columns = {"thread": THREAD_COLUMNS, "reply": REPLY_COLUMNS, "link": LINK_COLUMNS}[kind]
+        for name, sqltype in columns.items():
+            value = row.get(name)
+            why = _bad(value, sqltype)
+            if why:
+                raise InputError(self._where(), why, record=f"{kind} {rid}", field=name)
+            if name != "raw" and isinstance(value, str) and field_too_big(value, self.field_cap):
+                raise too_big(self._where(), "field", self.field_cap, MAX_FIELD_ENV, record=f"{kind} {rid}", field=name)
 
     def flush(self, kind: str | None = None) -> None:
         schemas = {"thread": THREAD_SCHEMA, "reply": REPLY_SCHEMA, "link": LINK_SCHEMA}
@@ -122,11 +185,11 @@ def ingest(
     with store.transaction() as con:
         existing = run_id
         run_id = run_id or store.next_run_id()
-        stager = _Stager(con, run_id, batch_size)
+        stager = _Stager(con, run_id, batch_size, source)
         for rec in source.records():
             stager.add(rec)
         stager.flush()
-        counts = _merge(con, run_id)
+        counts = _merge(con, run_id, source)
         for name in ("thread", "reply", "link"):
             con.execute(f"DROP TABLE IF EXISTS stage_{name}")
         if existing:
@@ -159,7 +222,7 @@ def ingest(
     return frame
 
 
-def _merge(con, run_id: int) -> dict[str, int]:
+def _merge(con, run_id: int, source: Source | None = None) -> dict[str, int]:
     tcols = list(THREAD_COLUMNS)
     rcols = list(REPLY_COLUMNS)
     counts: dict[str, int] = {}
@@ -203,6 +266,7 @@ def _merge(con, run_id: int) -> dict[str, int]:
         LEFT JOIN thread t ON r.thread_id IS NULL AND t.source = r.source AND t.source_id = r.parent_id
         LEFT JOIN s_reply0 pr ON r.thread_id IS NULL AND pr.source = r.source AND pr.reply_id = r.parent_id
         LEFT JOIN reply er ON r.thread_id IS NULL AND er.source = r.source AND er.reply_id = r.parent_id""")
+    _refuse_moved_replies(con, source)
     con.execute("""CREATE OR REPLACE TEMP TABLE r_action AS
         SELECT s.source, s.reply_id, CASE
             WHEN t.source IS NULL THEN 'orphaned'
@@ -234,6 +298,30 @@ def _merge(con, run_id: int) -> dict[str, int]:
     for name in ("s_thread", "s_action", "s_reply0", "s_reply", "r_action"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     return counts
+
+
+def _refuse_moved_replies(con, source: Source | None) -> None:
+    """A reply id of a FIXED_REPLY_THREADS source under another thread than in the store (or than
+    elsewhere in this input) is two comments sharing an id: storing it would move one of them."""
+    prefixes = " OR ".join(f"source LIKE '{p}%'" for p in FIXED_REPLY_THREADS)
+    clash = con.execute(f"""
+        SELECT s.source, s.reply_id, s.thread_id, e.thread_id, 'the store' FROM s_reply s
+        JOIN reply e ON e.source = s.source AND e.reply_id = s.reply_id
+        WHERE ({prefixes.replace("source", "s.source")}) AND e.thread_id IS DISTINCT FROM s.thread_id
+        UNION ALL
+        SELECT source, reply_id, max(thread_id), min(thread_id), 'this input' FROM stage_reply
+        WHERE {prefixes} GROUP BY source, reply_id HAVING count(DISTINCT thread_id) > 1
+        LIMIT 1""").fetchone()
+    if clash:
+        name, rid, here, there, where = clash
+        paths = getattr(source, "paths", None) or []
+        raise InputError(
+            paths[0] if len(paths) == 1 else None,
+            f"comment {rid} of {name} is under issue {here} here but under issue {there} in {where}; "
+            "a comment id belongs to one issue",
+            record=f"issue {here}",
+            field="comments.id",
+        )
 
 
 def ingest_stackexchange(

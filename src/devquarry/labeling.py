@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from devquarry.codebooks import Codebook, load_codebook
+from devquarry.codebooks import Codebook, keep_codebook, load_codebook
 from devquarry.errors import InputError
 from devquarry.store import Store
 
@@ -87,10 +87,15 @@ def write_sheet(sample: pd.DataFrame, out: str | Path, raters: list[str], codebo
     for r in raters:
         sheet[f"label_{r}"] = ""
     sheet["notes"] = ""
+    # Titles such as '=HYPERLINK(...)' would be live formulas: every text cell is made inert.
+    from devquarry.safe_text import sheet_frame
+
+    sheet = sheet_frame(sheet)
     if out.suffix.lower() == ".xlsx":
         with pd.ExcelWriter(out) as xl:
             sheet.to_excel(xl, sheet_name="labels", index=False)
-            codebook.frame()[["code", "name", "level", "description"]].to_excel(xl, sheet_name="codebook", index=False)
+            book = sheet_frame(codebook.frame()[["code", "name", "level", "description"]])
+            book.to_excel(xl, sheet_name="codebook", index=False)
     elif out.suffix.lower() == ".csv":
         sheet.to_csv(out, index=False)
     else:
@@ -173,7 +178,7 @@ def import_labels(
     column, or from ``label_column`` for ``rater``. Re-importing replaces that rater's labels
     of those threads. Unknown codes are errors naming the line and the column.
     """
-    cb = load_codebook(codebook)
+    cb = load_codebook(codebook, store=store)
     if isinstance(sheet, pd.DataFrame):
         path, df = Path("(threads)"), sheet
     else:
@@ -200,6 +205,10 @@ def import_labels(
             if col not in df.columns:
                 raise InputError(path, "the sheet needs source and source_id columns (or --source and --id-column)", field=col)
         keys = df[["source", "source_id"]].astype(str)
+    # A key that looked like a formula was written to the sheet as '=..., and is read back as it was.
+    from devquarry.safe_text import unescape_cell
+
+    keys = keys.map(unescape_cell)
     rows, counts = [], []
     for r, col in columns.items():
         n = {"rater": r, "coded": 0, "irrelevant": 0, "blank": 0, "uncertain": 0}
@@ -250,6 +259,7 @@ def import_labels(
         )
         con.execute("""INSERT INTO label SELECT codebook, source, source_id, rater, code, rank::INTEGER, level::INTEGER,
                        status, uncertain, run_id::INTEGER FROM batch""")
+        keep_codebook(con, cb)  # later runs need the codebook of these labels after its file is gone
         out = pd.DataFrame(counts)
         out["threads_not_in_store"] = len(unknown)
         store.record_run(
@@ -260,7 +270,7 @@ def import_labels(
 
 def labels_frame(store: Store, codebook: str, level: int | None = None) -> pd.DataFrame:
     """One row per (thread, rater): the primary code (at ``level``), all codes, status."""
-    cb = load_codebook(codebook)
+    cb = load_codebook(codebook, store=store)
     df = store.query("SELECT * FROM label WHERE codebook = ? ORDER BY source, source_id, rater, rank", [cb.id])
     if df.empty:
         raise InputError(store.path, f"no labels for codebook {cb.id}; import a sheet with `devquarry labels import`")
@@ -282,7 +292,7 @@ def labels_frame(store: Store, codebook: str, level: int | None = None) -> pd.Da
 
 def label_shares(store: Store, codebook: str, level: int = 0, rater: str | None = None) -> pd.DataFrame:
     """Share of coded threads per code (primary code), beside the share the codebook publishes."""
-    cb = load_codebook(codebook)
+    cb = load_codebook(codebook, store=store)
     df = labels_frame(store, codebook, level)
     if rater:
         df = df[df.rater == rater]
@@ -324,7 +334,7 @@ def agreement(store: Store, codebook: str, level: int = 0) -> dict:
     """
     from sklearn.metrics import cohen_kappa_score
 
-    cb = load_codebook(codebook)
+    cb = load_codebook(codebook, store=store)
     df = labels_frame(store, codebook, level)
     df = df[(df.status == "coded") & df.primary.notna()]
     wide = df.pivot_table(index=["source", "source_id"], columns="rater", values="primary", aggfunc="first").dropna()

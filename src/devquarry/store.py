@@ -132,6 +132,9 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS classification (
   run_id INTEGER NOT NULL, codebook VARCHAR NOT NULL, source VARCHAR NOT NULL, source_id VARCHAR NOT NULL,
   code VARCHAR NOT NULL, score DOUBLE, method VARCHAR, PRIMARY KEY (run_id, source, source_id, code))""",
+    # A user's codebook (its YAML text), kept with its labels: later runs need it after the file is gone.
+    """CREATE TABLE IF NOT EXISTS codebook (
+  id VARCHAR PRIMARY KEY, yaml VARCHAR NOT NULL, path VARCHAR, stored_at TIMESTAMPTZ)""",
     # A crawler's checkpoint, written in the same transaction as the threads it stands for.
     """CREATE TABLE IF NOT EXISTS crawl_state (
   crawler VARCHAR NOT NULL, target VARCHAR NOT NULL, state JSON, updated_at TIMESTAMPTZ,

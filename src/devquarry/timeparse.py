@@ -32,8 +32,13 @@ def parse_time(value, formats: tuple[str, ...] = ()) -> datetime | None:
         dt = value
     elif isinstance(value, float) and value != value:  # NaN from JSON or a spreadsheet
         return None
+    elif isinstance(value, bool):
+        raise ValueError(f"not a date or time: {value}")
     elif isinstance(value, (int, float)):
-        dt = datetime.fromtimestamp(value, tz=UTC)
+        try:
+            dt = datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"not a time: {str(value)[:40]} is out of range as seconds since 1970") from None
     else:
         text = str(value).strip()
         if not text or text.lower() in {"none", "null", "nan", "nat"}:
@@ -43,4 +48,7 @@ def parse_time(value, formats: tuple[str, ...] = ()) -> datetime | None:
             raise ValueError(f"not a date or time: {text[:40]!r}")
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
+        raise ValueError(f"not a time: {str(value)[:40]} is out of range") from None

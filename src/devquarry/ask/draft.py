@@ -12,16 +12,18 @@ Retries follow the shared :data:`devquarry.http_policy.API` policy (or the one g
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
+import time
 from dataclasses import dataclass, field
 
 import httpx
 import pandas as pd
 
 from devquarry.errors import InputError
-from devquarry.http_policy import API, GiveUp, RetryPolicy
+from devquarry.http_policy import ACCEPT_ENCODING, API, GiveUp, RetryPolicy, TooLarge, TooSlow, read_capped, redact
 
 ABSTAIN = (
     "Not enough confidence to draft an answer: no resolved thread is close enough to this question. "
@@ -89,28 +91,50 @@ def chat(
 ) -> str:
     url = base_url.rstrip("/") + "/chat/completions"
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    headers["Accept-Encoding"] = ACCEPT_ENCODING
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
     policy = dataclasses.replace(policy or API, **({"timeout": timeout} if timeout is not None else {}))
+    limit = answer_bytes(max_tokens)
     last = ""
     tries = policy.attempts()
     for attempt in tries:
         try:
-            resp = httpx.post(url, json=body, headers=headers, timeout=tries.timeout())
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            last = exc.__class__.__name__
+            # Streamed and read against a cap and the attempt's deadline: a trickle or an endless answer stops.
+            deadline = time.monotonic() + tries.timeout()
+            with httpx.stream("POST", url, json=body, headers=headers, timeout=tries.timeout()) as resp:
+                raw = read_capped(resp, limit, deadline)
+        except (httpx.TimeoutException, httpx.TransportError, TooSlow) as exc:
+            last = "no full answer in time" if isinstance(exc, TooSlow) else exc.__class__.__name__
             _pause(tries, attempt, url)
             continue
+        except TooLarge:
+            raise InputError(
+                None, f"the chat endpoint {url} answered more than {limit} bytes, too much for --answer-tokens {max_tokens}"
+            ) from None
+        except ValueError as exc:
+            raise InputError(None, f"the chat endpoint {url}: {exc}") from None
         if policy.retryable(resp.status_code):
             last = f"HTTP {resp.status_code}"
             _pause(tries, attempt, url, resp.headers.get("retry-after"))
             continue
+        text = raw.decode(resp.encoding or "utf-8", errors="replace")
         if resp.status_code >= 400:
-            raise InputError(None, f"the chat endpoint {url} answered HTTP {resp.status_code}: {resp.text[:200]}")
+            shown = redact(text, [key])
+            raise InputError(None, f"the chat endpoint {url} answered HTTP {resp.status_code}: {shown}")
         try:
-            return resp.json()["choices"][0]["message"]["content"] or ""
+            content = json.loads(text)["choices"][0]["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError):
             raise InputError(None, f"the chat endpoint {url} answered without choices[0].message.content") from None
+        if not isinstance(content, str):
+            raise InputError(None, f"the chat endpoint {url} answered a message content that is not text")
+        return content
     raise InputError(None, f"the chat endpoint {url} failed after {policy.retries + 1} attempts ({last})")
+
+
+def answer_bytes(max_tokens: int) -> int:
+    """The most bytes read of an answer of ``max_tokens``: a token is a few characters, each at most
+    six bytes as JSON escapes, plus the envelope; a server sending more is not obeying max_tokens."""
+    return 65_536 + 32 * max(max_tokens, 1)
 
 
 def _pause(tries, attempt: int, url: str, retry_after: str | None = None) -> None:

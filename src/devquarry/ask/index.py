@@ -11,12 +11,22 @@ threads. Nothing is rebuilt per query.
 A reopened index needs the embedder again to encode queries: LSA's is fitted on the corpus, so it
 is persisted with the index; any other (MiniLM, static, an endpoint) depends on its name alone and
 is made again from it when first needed, once per process (loading MiniLM takes seconds).
+
+A save is whole or nothing: the files go into a new generation folder (``.STORE.index.gen/NAME.gen-*``,
+beside the index folder, which keeps one entry per index) and the index's own path, a symbolic link,
+is then swapped to it in one ``os.replace``. A process killed mid-save leaves the previous index in place. An index is checked when opened (every file
+there and loadable, as many documents as vectors as BM25 documents) and rebuilt when it fails.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,6 +40,37 @@ from devquarry.embeddings.base import normalise
 RRF_K = 60
 CANDIDATES = 100
 LSA_REFIT_GROWTH = 0.5  # refit LSA when the corpus grew by half since it was fitted
+FILES = ("docs.parquet", "tokens.parquet", "vectors.npy", "embedder.joblib", "index.json")
+SAVE_STEPS = (*FILES, "swap")
+# Tests only: the save step after which the process kills itself, to prove no kill breaks the index.
+KILL_AT_ENV = "DEVQUARRY_TEST_KILL_INDEX_SAVE_AT"
+
+
+def _step(name: str) -> None:
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or folder) to disk, so a generation is whole before it becomes the index."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _locked(path: Path):
+    """One saver at a time per index (the lock goes with the process, however it ends)."""
+    import fcntl
+
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _stemmer():
@@ -84,39 +125,96 @@ class HybridIndex:
         self._load()
 
     # -- persistence -------------------------------------------------------------------------
+    @property
+    def generations(self) -> Path:
+        """Where the saved generations of the indexes in ``folder.parent`` live."""
+        return self.folder.parent.with_name(f".{self.folder.parent.name}.gen")
+
     def _load(self) -> None:
-        meta = self.folder / "index.json"
-        if not meta.exists():
+        """Open the saved index, or start empty (to be rebuilt) when there is none or it does not hold
+        together: any failure to read it (a truncated file, a missing one, counts that differ) means
+        rebuild, never an error for the user nor an index that silently leaves threads out."""
+        self.discarded = None
+        if not (self.folder / "index.json").exists() and not self.folder.exists():
             return
-        info = json.loads(meta.read_text())
+        try:
+            loaded = self._read()
+        except Exception as exc:  # noqa: BLE001 - parquet, numpy, joblib and json each fail their own way
+            self.discarded = f"{type(exc).__name__}: {exc}"
+            return
+        if loaded is not None:
+            self.docs, self.tokens, self.vectors, self.embedder, self.fitted_on, self.bm25 = loaded
+
+    def _read(self):
+        info = json.loads((self.folder / "index.json").read_text())
         if info.get("embedding") != self.embedding:
-            return
-        self.docs = pd.read_parquet(self.folder / "docs.parquet")
-        self.tokens = [list(t) for t in pd.read_parquet(self.folder / "tokens.parquet")["tokens"]]
-        self.vectors = np.load(self.folder / "vectors.npy")
-        self.fitted_on = info.get("fitted_on", 0)
-        if fitted_backend(self.embedding) and (self.folder / "embedder.joblib").exists():
-            self.embedder = joblib.load(self.folder / "embedder.joblib")
-        self._index_bm25()
+            return None
+        n = int(info["documents"])
+        docs = pd.read_parquet(self.folder / "docs.parquet")
+        tokens = [list(t) for t in pd.read_parquet(self.folder / "tokens.parquet")["tokens"]]
+        vectors = np.load(self.folder / "vectors.npy", allow_pickle=False)
+        if list(docs.columns) != ["key", "hash"] or vectors.ndim != 2:
+            raise ValueError("unexpected columns or vector shape")
+        if not len(docs) == len(tokens) == len(vectors) == n:
+            raise ValueError(f"{len(docs)} documents, {len(tokens)} token lists, {len(vectors)} vectors; index.json says {n}")
+        embedder = None
+        if fitted_backend(self.embedding) and n:
+            embedder = joblib.load(self.folder / "embedder.joblib")
+            if np.asarray(embedder.encode(["check"])).shape[-1] != vectors.shape[1]:
+                raise ValueError("the fitted embedder does not match the vectors")
+        bm25 = self._bm25(tokens)
+        if tokens and bm25.scores["num_docs"] != n:
+            raise ValueError("the BM25 index does not cover every document")
+        return docs, tokens, vectors, embedder, info.get("fitted_on", 0), bm25
 
     def _save(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.docs.to_parquet(self.folder / "docs.parquet", index=False)
-        pd.DataFrame({"tokens": self.tokens}).to_parquet(self.folder / "tokens.parquet", index=False)
-        np.save(self.folder / "vectors.npy", self.vectors)
-        if self.embedder is not None and fitted_backend(self.embedding):
-            joblib.dump(self.embedder, self.folder / "embedder.joblib")
-        (self.folder / "index.json").write_text(
-            json.dumps({"embedding": self.embedding, "documents": len(self.docs), "fitted_on": self.fitted_on})
-        )
+        """Write a whole new generation, then make it the index in one step (see the module's doc)."""
+        parent, name = self.folder.parent, self.folder.name
+        gens = self.generations
+        parent.mkdir(parents=True, exist_ok=True)
+        gens.mkdir(exist_ok=True)
+        prefix = f"{name}.gen-"
+        with _locked(gens / f"{name}.lock"):
+            gen = Path(tempfile.mkdtemp(prefix=prefix, dir=gens))
+            self.docs.to_parquet(gen / "docs.parquet", index=False)
+            _step("docs.parquet")
+            pd.DataFrame({"tokens": self.tokens}).to_parquet(gen / "tokens.parquet", index=False)
+            _step("tokens.parquet")
+            np.save(gen / "vectors.npy", self.vectors)
+            _step("vectors.npy")
+            if self.embedder is not None and fitted_backend(self.embedding):
+                joblib.dump(self.embedder, gen / "embedder.joblib")
+            _step("embedder.joblib")
+            info = {"embedding": self.embedding, "documents": len(self.docs), "fitted_on": self.fitted_on}
+            (gen / "index.json").write_text(json.dumps(info))
+            _step("index.json")
+            for f in gen.iterdir():
+                _fsync(f)
+            _fsync(gen)
+            link = gens / f"{gen.name}.link"  # its target is read from the index folder, where it goes
+            os.symlink(Path("..", gens.name, gen.name), link)  # relative: both folders may move with the store
+            if self.folder.is_dir() and not self.folder.is_symlink():  # an index saved in place by an older version
+                self.folder.rename(gen.with_name(gen.name + ".old"))
+            os.replace(link, self.folder)
+            _fsync(parent)
+            _step("swap")
+            # Generations of earlier saves, and any that a killed save left half-written.
+            for p in gens.iterdir():
+                if p.name.startswith(prefix) and p != gen:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
     # -- building ----------------------------------------------------------------------------
     def _index_bm25(self) -> None:
+        self.bm25 = self._bm25(self.tokens)
+
+    @staticmethod
+    def _bm25(tokens: list[list[str]]):
         import bm25s
 
-        self.bm25 = bm25s.BM25()
-        if self.tokens:
-            self.bm25.index(self.tokens, show_progress=False)
+        bm25 = bm25s.BM25()
+        if tokens:
+            bm25.index(tokens, show_progress=False)
+        return bm25
 
     def _embedder(self):
         """The embedder of the index's vectors; a fitted one (LSA) only after ``update`` fitted or loaded it."""

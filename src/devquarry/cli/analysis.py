@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _store, app, emit, err, out, output_format
+from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _store, app, emit, output_format, say
 
 ByOpt = Annotated[str, typer.Option(help="Group by source, category (forum category), code (a codebook's), topic or period.")]
 CodebookOpt = Annotated[
@@ -31,9 +31,7 @@ def _say(line: str, *, as_table: bool) -> str | None:
     """A line about what the rows are: the table's title, or on stderr when the rows are JSON or CSV."""
     if as_table:
         return line
-    from rich.text import Text
-
-    err.print(Text(line), highlight=False, soft_wrap=True)
+    say(line, to_err=True)
     return None
 
 
@@ -89,8 +87,6 @@ def trends(
     as_table: TableOpt = False,
 ) -> None:
     """Trend per group over periods (each group over its own span): Mann-Kendall test of its direction and Sen's slope with its 95% interval."""
-    from rich.text import Text
-
     from devquarry.trends import trends as run_trends
 
     output_format(as_json, as_csv, as_table)
@@ -107,7 +103,7 @@ def trends(
             run=run,
         )
     for line in trend_notes(df.attrs):
-        err.print(Text(line), highlight=False, soft_wrap=True)
+        say(line, to_err=True)
     emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table, title=f"{measure} per {period}")
 
 
@@ -148,8 +144,9 @@ def compare(
     fmt = output_format(as_json, as_csv, as_table)
     with _store(db, read_only=True) as store:
         df = run_compare(store, codebook, sources=source, labels=labels, run=run)
+        table = df if long else side_by_side(df)  # the codebook's names may come from the store
     title = _say(_codes_line(df.attrs), as_table=fmt == "table")
-    emit(df if long else side_by_side(df), as_json=as_json, as_csv=as_csv, as_table=as_table, title=title)
+    emit(table, as_json=as_json, as_csv=as_csv, as_table=as_table, title=title)
 
 
 @app.command()
@@ -172,8 +169,6 @@ def hotspots(
     as_table: TableOpt = False,
 ) -> None:
     """Groups ranked by hotspot score sqrt(popularity x difficulty), with the playbook's fix, the LLM limit, and example threads."""
-    from rich.text import Text
-
     from devquarry.hotspots import hotspots as run_hotspots
     from devquarry.metrics import code_grouping, resolve_codes
 
@@ -181,10 +176,10 @@ def hotspots(
     with _store(db, read_only=True) as store:
         by, codebook, note = code_grouping(store, by, codebook)
         if note:
-            err.print(Text(note), highlight=False, soft_wrap=True)
+            say(note, to_err=True)
         if by == "code":
             codes = resolve_codes(store, codebook, labels=labels, run=run)
-            err.print(Text(f"{codes.codebook} codes from {codes.description}"), highlight=False, soft_wrap=True)
+            say(f"{codes.codebook} codes from {codes.description}", to_err=True)
         df = run_hotspots(
             store, by, codebook=codebook, sources=source, min_threads=min_threads, examples=examples, labels=labels, run=run
         )
@@ -212,4 +207,4 @@ def tables(
         if figures:
             paths += write_figures(store, out_, figures, data=data)
     for p in paths:
-        out.print(str(p))
+        say(p)

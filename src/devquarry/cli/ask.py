@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _count_progress, _store, app, emit, out, output_format
+from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _count_progress, _store, app, emit, output_format, say
 
 
 @app.command()
@@ -79,16 +79,16 @@ def ask(
     rows = hits[["title", "score", "overlap", "answer"]].copy()
     rows.insert(0, "#", range(1, len(rows) + 1))
     emit(rows, title=f"resolved threads for: {question}")
+    # The urls, category, fix and draft are the threads' (and a model's) text: printed literally, escapes removed.
     for n, url in enumerate(hits.url, 1):
-        out.print(f"[{n}] {url if isinstance(url, str) else '(no url)'}", markup=False, highlight=False, soft_wrap=True)
+        say(f"[{n}] {url if isinstance(url, str) else '(no url)'}")
     if meta["category"]:
-        out.print(
+        say(
             f"likely category: {meta['category']} ({meta['category_share']:.0%} of the vote, {meta['codebook']}); "
             f"fix: {meta['fix'] or 'none mapped'}",
-            highlight=False,
-            markup=False,
+            wrap=True,
         )
     if not meta["confident"]:
-        out.print("retrieval is not confident: the closest threads share little with the question", highlight=False)
+        say("retrieval is not confident: the closest threads share little with the question", wrap=True)
     if answer is not None:
-        out.print("\n" + answer.text, highlight=False, markup=False)
+        say("\n" + answer.text, wrap=True)

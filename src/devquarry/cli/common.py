@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -136,11 +135,19 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def safe_text(value) -> str:
-    """Thread text as literal terminal text: control characters (escape sequences) removed."""
-    return _CONTROL.sub("", str(value))
+    """Thread text as literal terminal text: escape sequences and control characters removed."""
+    from devquarry.safe_text import terminal_text
+
+    return terminal_text(value)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+def say(message, *, to_err: bool = False, style: str | None = None, wrap: bool = False) -> None:
+    """Print a line that may hold data (titles, paths, names) as literal text: never read as Rich
+    markup, escape sequences removed. Every command's own lines should go through it. Lines are
+    not cut or wrapped (urls and paths stay whole) unless ``wrap`` (prose, such as a draft)."""
+    from rich.text import Text
+
+    (err if to_err else out).print(Text(safe_text(message), style=style or ""), highlight=False, soft_wrap=not wrap)
 
 
 @contextmanager
@@ -155,8 +162,11 @@ def _store(db: Path | None, read_only: bool = False, create: bool = False) -> It
         raise InputError(path, "no such store; ingest something first (or pass --db)")
     new = not path.exists()
     store = Store(path, read_only=read_only)
+    from devquarry.codebooks import codebooks_of
+
     try:
-        yield store
+        with codebooks_of(store):  # a user's codebook kept in the store serves once its file is gone
+            yield store
     except BaseException:
         empty = new and _holds_nothing(store)
         store.close()
@@ -180,7 +190,7 @@ def _progress(total: int, label: str, *columns):
 
     show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         *columns,
         TimeRemainingColumn(),
@@ -223,7 +233,7 @@ def _steps() -> Iterator[_StepBars]:
 
     show = err.is_terminal or os.environ.get("DEVQUARRY_PROGRESS") == "1"
     with Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -254,8 +264,10 @@ def emit(
     if fmt == "json":
         sys.stdout.write(df.to_json(orient="records", date_format="iso", indent=2) + "\n")
         return
-    if fmt == "csv":
-        sys.stdout.write(df.to_csv(index=False))
+    if fmt == "csv":  # JSON escapes control characters itself; CSV must lose them, and start no formula
+        from devquarry.safe_text import sheet_frame
+
+        sys.stdout.write(sheet_frame(_inert_strings(df)).to_csv(index=False))
         return
     import pandas as pd
     from rich.table import Table
@@ -264,10 +276,17 @@ def emit(
     # Text, not str: cells hold thread text, which Rich must not read as markup ("[/INST]" raised MarkupError).
     table = Table(title=Text(safe_text(title)) if title else None, show_lines=False)
     for col in df.columns:
-        table.add_column(Text(str(col)), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
+        table.add_column(Text(safe_text(col)), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
     for row in df.itertuples(index=False):
         table.add_row(*[Text(safe_text(_cell(v))) for v in row])
     out.print(table)
+
+
+def _inert_strings(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for col in df.select_dtypes(include=["object", "string"]).columns:
+        df[col] = df[col].map(lambda v: safe_text(v) if isinstance(v, str) else v)
+    return df
 
 
 def _cell(v) -> str:

@@ -23,7 +23,14 @@ SinceOpt = Annotated[
 RateOpt = Annotated[float, typer.Option(help="At most this many requests a minute.")]
 ArchiveOpt = Annotated[Optional[Path], typer.Option(help="Folder that keeps every raw response (default: next to the store).")]
 ReplayOpt = Annotated[bool, typer.Option(help="Replay the archive offline instead of fetching.")]
-TimeoutOpt = Annotated[float, typer.Option(help="Seconds before a request times out (then it is retried).")]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds one request may take, the whole answer read (then it is retried).")]
+MaxPagesOpt = Annotated[
+    int, typer.Option(help="At most this many pages of one list per run (a server that pages forever stops here).", min=1)
+]
+MaxResponseOpt = Annotated[
+    Optional[float],
+    typer.Option(help="Largest answer kept, in MB once decoded (default 64, or DEVQUARRY_MAX_RESPONSE_MB).", min=0.001),
+]
 
 
 def _since(value: str | None) -> datetime | None:
@@ -38,15 +45,26 @@ def _since(value: str | None) -> datetime | None:
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts).to_pydatetime()
 
 
-def _client(db, rate, archive, replay, timeout, headers=None, params=None):
+def _client(db, rate, archive, replay, timeout, base, max_mb=None, headers=None, params=None):
+    """``base``: the origin credentials may go to; DEVQUARRY_TRUSTED_ORIGINS (space or comma
+    between them) adds more."""
     from devquarry.crawl import Archive, HttpClient
+    from devquarry.crawl.http import DEFAULT_MAX_BYTES
     from devquarry.store import default_db
 
     folder = archive or Path(f"{db or default_db()}.archive")
     if replay and not folder.is_dir():
         raise InputError(folder, "no archive to replay")
+    trusted = {base, *os.environ.get("DEVQUARRY_TRUSTED_ORIGINS", "").replace(",", " ").split()}
     return HttpClient(
-        rate=rate, timeout=timeout, archive=Archive(folder), replay=replay, headers=headers or {}, params=params or {}
+        rate=rate,
+        timeout=timeout,
+        archive=Archive(folder),
+        replay=replay,
+        headers=headers or {},
+        params=params or {},
+        trusted=trusted,
+        max_bytes=int(max_mb * 2**20) if max_mb else DEFAULT_MAX_BYTES,
     )
 
 
@@ -60,6 +78,8 @@ def _run(crawler, label: str) -> dict:
             counts = crawler.run()
         except Unreachable as exc:
             raise InputError(None, f"crawl not started: {exc}") from None
+        except InputError:
+            raise
         except CrawlError as exc:
             again = "" if crawler.client.replay else "; run the same command again to resume"
             raise InputError(None, f"crawl stopped: {exc}{again}") from None
@@ -87,6 +107,8 @@ def crawl_discourse(
     archive: ArchiveOpt = None,
     replay: ReplayOpt = False,
     timeout: TimeoutOpt = 30.0,
+    max_pages: MaxPagesOpt = 10_000,
+    max_response_mb: MaxResponseOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -102,10 +124,15 @@ def crawl_discourse(
         if not os.environ.get(api_key_env):
             raise InputError(None, f"environment variable {api_key_env} is empty", field="api-key-env")
         headers = {"Api-Key": os.environ[api_key_env], "Api-Username": os.environ.get("DISCOURSE_API_USERNAME", "system")}
-    with _store(db, create=True) as store, _client(db, rate, archive, replay, timeout, headers) as client:
+    with (
+        _store(db, create=True) as store,
+        _client(db, rate, archive, replay, timeout, base_url, max_response_mb, headers) as client,
+    ):
         rows = [
             _run(
-                DiscourseCrawler(store, client, base_url, category=cat, since=_since(since), max_topics=max_topics),
+                DiscourseCrawler(
+                    store, client, base_url, category=cat, since=_since(since), max_topics=max_topics, max_pages=max_pages
+                ),
                 f"{base_url} {cat or 'latest'}",
             )
             for cat in category or [None]
@@ -126,6 +153,8 @@ def crawl_stackexchange(
     archive: ArchiveOpt = None,
     replay: ReplayOpt = False,
     timeout: TimeoutOpt = 30.0,
+    max_pages: MaxPagesOpt = 10_000,
+    max_response_mb: MaxResponseOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -138,13 +167,10 @@ def crawl_stackexchange(
 
     with (
         _store(db, create=True) as store,
-        _client(db, rate, archive, replay, timeout, params={"key": key} if key else {}) as client,
+        _client(db, rate, archive, replay, timeout, api_url, max_response_mb, params={"key": key} if key else {}) as client,
     ):
-        rows = [
-            _run(
-                StackExchangeCrawler(store, client, site, tagged, api_url=api_url, since=_since(since)), f"{site} {tagged or ''}"
-            )
-        ]
+        crawler = StackExchangeCrawler(store, client, site, tagged, api_url=api_url, since=_since(since), max_pages=max_pages)
+        rows = [_run(crawler, f"{site} {tagged or ''}")]
     _emit(rows, as_json, as_csv, as_table)
 
 
@@ -160,6 +186,8 @@ def crawl_github(
     archive: ArchiveOpt = None,
     replay: ReplayOpt = False,
     timeout: TimeoutOpt = 30.0,
+    max_pages: MaxPagesOpt = 10_000,
+    max_response_mb: MaxResponseOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -174,6 +202,9 @@ def crawl_github(
         raise InputError(None, f"expected OWNER/REPO, got {repo!r}", field="repo")
     token = os.environ.get(token_env)
     headers = {"Authorization": f"Bearer {token}", "X-GitHub-Api-Version": "2022-11-28"} if token else {}
-    with _store(db, create=True) as store, _client(db, rate, archive, replay, timeout, headers) as client:
-        rows = [_run(GitHubCrawler(store, client, repo, api_url=api_url, since=_since(since)), repo)]
+    with (
+        _store(db, create=True) as store,
+        _client(db, rate, archive, replay, timeout, api_url, max_response_mb, headers) as client,
+    ):
+        rows = [_run(GitHubCrawler(store, client, repo, api_url=api_url, since=_since(since), max_pages=max_pages), repo)]
     _emit(rows, as_json, as_csv, as_table)

@@ -16,10 +16,9 @@ from devquarry.cli.common import (
     _byte_progress,
     _store,
     emit,
-    err,
     ingest_app,
     output_format,
-    safe_text,
+    say,
 )
 
 
@@ -123,7 +122,7 @@ def ingest_table(
     for path, mapping in table.mappings.items():
         used = ",".join(f"{field}={column}" for field, column in mapping.items())
         # On stderr, so that --json output stays JSON; column names are the file's, printed literally.
-        err.print(safe_text(f"{Path(path).name}: --map {used}"), markup=False, highlight=False, soft_wrap=True)
+        say(f"{Path(path).name}: --map {used}", to_err=True)
 
 
 @ingest_app.command("bots")

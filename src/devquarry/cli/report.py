@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _steps, _store, app, emit, out, output_format
+from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _steps, _store, app, emit, output_format, say
 
 
 @app.command()
@@ -46,7 +46,7 @@ def report(
 
     with _store(db, read_only=True) as store:
         path = build_report(store, out_)
-    out.print(f"report written to {path}")
+    say(f"report written to {path}")
 
 
 @app.command()
@@ -62,7 +62,7 @@ def demo(
 
     with _store(db, create=True) as store, _steps() as steps:
         _, path = run_demo(store, out_, steps=steps, refit=refit)
-    out.print(f"report written to {path}; store {store.path}", highlight=False, markup=False)
+    say(f"report written to {path}; store {store.path}")
 
 
 @app.command()
@@ -85,4 +85,4 @@ def export(
         emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table, title=f"exported to {out_}")
         return
     for row in df.itertuples(index=False):
-        out.print(f"{row.path}  {row.kind} {row.name}: {row.rows:,} rows", highlight=False, markup=False, soft_wrap=True)
+        say(f"{row.path}  {row.kind} {row.name}: {row.rows:,} rows")

@@ -19,8 +19,8 @@ from devquarry.cli.common import (
     codebooks_app,
     emit,
     labels_app,
-    out,
     output_format,
+    say,
 )
 from devquarry.errors import InputError
 
@@ -75,8 +75,8 @@ def sample(
     cb = load_codebook(codebook)
     if population is not None:
         calc = sample_size(population, confidence, margin)
-        out.print(f"population N = {population:,}; confidence {confidence:.0%} (z = {calc['z']}), margin ±{margin:.1%}, p = 0.5")
-        out.print(f"{calc['formula']}  ->  n0 = {calc['n0']:,}, n = {calc['n']:,}")
+        say(f"population N = {population:,}; confidence {confidence:.0%} (z = {calc['z']}), margin ±{margin:.1%}, p = 0.5")
+        say(f"{calc['formula']}  ->  n0 = {calc['n0']:,}, n = {calc['n']:,}")
         return
     with _store(db, read_only=True) as store:
         threads = store.threads()
@@ -86,15 +86,13 @@ def sample(
         raise InputError(db or default_db(), "no threads to sample")
     calc = sample_size(len(threads), confidence, margin)
     n = size or calc["n"]
-    out.print(
-        f"population N = {calc['population']:,}; confidence {confidence:.0%} (z = {calc['z']}), margin ±{margin:.1%}, p = 0.5"
-    )
-    out.print(f"{calc['formula']}  ->  n0 = {calc['n0']:,}, n = {calc['n']:,}")
+    say(f"population N = {calc['population']:,}; confidence {confidence:.0%} (z = {calc['z']}), margin ±{margin:.1%}, p = 0.5")
+    say(f"{calc['formula']}  ->  n0 = {calc['n0']:,}, n = {calc['n']:,}")
     if out_ is None:
         raise InputError(None, "name the sheet to write with --out SHEET.csv|.xlsx", field="out")
     picked = stratified_sample(threads, n, strata=strata, seed=seed)
     path = write_sheet(picked, out_, [r.strip() for r in raters.split(",") if r.strip()], cb)
-    out.print(f"{len(picked):,} threads, stratified by {strata}, written to {path}")
+    say(f"{len(picked):,} threads, stratified by {strata}, written to {path}")
 
 
 @labels_app.command("import")
@@ -162,9 +160,9 @@ def agreement(
     from devquarry.labeling import agreement as agree
 
     fmt = output_format(as_json, as_csv, as_table)
-    cb = load_codebook(codebook)
-    levels = [level] if level is not None else list(range(len(cb.levels)))
     with _store(db, read_only=True) as store:
+        cb = load_codebook(codebook)
+        levels = [level] if level is not None else list(range(len(cb.levels)))
         results = [agree(store, codebook, lv) for lv in levels]
     import pandas as pd
 
@@ -197,9 +195,10 @@ def agreement(
         )
         return
     for r in results:
-        out.print(
-            f"[bold]{r['level']}[/bold]: {r['method']} kappa {r['kappa']:.3f} over {r['threads']:,} threads "
-            f"(raters {', '.join(r['raters'])}; agreement {r['percent_agreement']:.1%}; published human kappa {r['human_kappa_published']})"
+        say(
+            f"{r['level']}: {r['method']} kappa {r['kappa']:.3f} over {r['threads']:,} threads "
+            f"(raters {', '.join(r['raters'])}; agreement {r['percent_agreement']:.1%}; published human kappa {r['human_kappa_published']})",
+            wrap=True,
         )
         if "confusion" in r:
             emit(r["confusion"].reset_index(), title="confusion (rows: first rater)")
@@ -288,11 +287,12 @@ def evaluate(
     if fmt == "json":
         sys.stdout.write(json.dumps({**result, "per_code": per.to_dict("records")}, indent=2, default=str) + "\n")
         return
-    out.print(
+    say(
         f"{result['codebook']} at {result['level']} level, {result['method']} ({result['cross_validated'] or 'no training'}): "
         f"n = {result['n']:,}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}, kappa {result['kappa']:.3f} "
         f"(human coders: {result['human_kappa']})"
-        + (f"; left out (too few labels): {', '.join(result['left_out'])}" if result["left_out"] else "")
+        + (f"; left out (too few labels): {', '.join(result['left_out'])}" if result["left_out"] else ""),
+        wrap=True,
     )
     emit(per)
 

@@ -18,8 +18,8 @@ from devquarry.cli.common import (
     embeddings_app,
     emit,
     err,
-    out,
     output_format,
+    say,
 )
 
 
@@ -108,4 +108,4 @@ def build_static_cmd(
 
     with err.status("distilling a static model from MiniLM (about 20 s on 2 cores)..."):
         path = build_static(out_, pca_dims=dims, source=source_model)
-    out.print(f"static model written to {path}")
+    say(f"static model written to {path}")

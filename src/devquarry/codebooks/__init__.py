@@ -1,5 +1,5 @@
 """Codebooks: challenge taxonomies as YAML, shipped with devquarry or written by the user."""
 
-from devquarry.codebooks.loader import Code, Codebook, list_codebooks, load_codebook
+from devquarry.codebooks.loader import Code, Codebook, codebooks_of, keep_codebook, list_codebooks, load_codebook
 
-__all__ = ["Code", "Codebook", "list_codebooks", "load_codebook"]
+__all__ = ["Code", "Codebook", "codebooks_of", "keep_codebook", "list_codebooks", "load_codebook"]

@@ -20,12 +20,19 @@ A codebook is a YAML file::
     irrelevant_values: [..]    # optional: label values meaning "none of these codes"
 
 Errors name the file, the code and the field.
+
+A user's codebook is kept in the store (its YAML text) when labels are imported for it, so that
+later runs find it by id or by its old path after the file has gone: ``load_codebook(name,
+store=...)``, or inside ``with codebooks_of(store):``.
 """
 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,6 +92,7 @@ class Codebook:
     sample_size: int | None = None
     irrelevant_values: tuple[str, ...] = ()
     path: str = ""
+    yaml: str = field(default="", repr=False, compare=False)  # the text it was read from
 
     def code(self, code_id: str) -> Code:
         for c in self.codes:
@@ -145,23 +153,83 @@ def list_codebooks() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_codebook(name_or_path: str | Path | Codebook) -> Codebook:
-    """A shipped codebook by id, or a YAML file of the user's."""
+_STORE: ContextVar = ContextVar("codebook_store", default=None)
+# The user codebooks this process has read, by id: a command given a file passes the id on (a coder
+# made with ``cb.id``), and that id must find the file's codebook again.
+_SEEN: dict[str, Codebook] = {}
+
+
+@contextmanager
+def codebooks_of(store):
+    """Within it, ``load_codebook`` also finds the codebooks kept in ``store``."""
+    token = _STORE.set(store)
+    try:
+        yield
+    finally:
+        _STORE.reset(token)
+
+
+def load_codebook(name_or_path: str | Path | Codebook, store=None) -> Codebook:
+    """A shipped codebook by id, or a YAML file of the user's; else, when the file is gone (or
+    ``name_or_path`` is its id), the copy kept in ``store`` (or the store of ``codebooks_of``)
+    when its labels were imported."""
     if isinstance(name_or_path, Codebook):
         return name_or_path
     shipped = _shipped()
-    path = shipped.get(str(name_or_path)) or Path(name_or_path)
-    if not path.exists():
-        raise InputError(str(name_or_path), f"no such codebook; shipped: {', '.join(sorted(shipped))}, or give a YAML file")
+    name = str(name_or_path)
+    path = shipped.get(name) or Path(name_or_path)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        cb = _parse(text, path)
+        if name not in shipped:
+            _SEEN[cb.id] = cb
+        return cb
+    stored = _stored(store if store is not None else _STORE.get(), name)
+    if stored is not None:
+        return stored
+    if name in _SEEN:
+        return _SEEN[name]
+    raise InputError(name, f"no such codebook; shipped: {', '.join(sorted(shipped))}, or give a YAML file")
+
+
+def _parse(text: str, path: Path) -> Codebook:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(path, f"invalid YAML: {getattr(exc, 'problem', exc)}", line=mark.line + 1 if mark else None) from None
-    return _validate(data, path)
+    return _validate(data, path, text)
 
 
-def _validate(data: Any, path: Path) -> Codebook:
+def _stored(store, name: str) -> Codebook | None:
+    if store is None:
+        return None
+    try:
+        row = store.con.execute(
+            "SELECT id, yaml, path FROM codebook WHERE id = ? OR path = ? ORDER BY id = ? DESC LIMIT 1",
+            [name, str(Path(name).resolve()), name],
+        ).fetchone()
+    except Exception:  # noqa: BLE001 - a store opened read-only from before the table holds no copy
+        return None
+    if row is None:
+        return None
+    cb = _parse(row[1], Path(row[2] or f"{store.path}: codebook {row[0]}"))
+    _SEEN[cb.id] = cb
+    return cb
+
+
+def keep_codebook(con, cb: Codebook) -> None:
+    """Keep a user's codebook in the store (``con``: inside the transaction that imports its labels);
+    a shipped one ships with every devquarry."""
+    if not cb.yaml or Path(cb.path) in set(_shipped().values()):
+        return
+    con.execute(
+        "INSERT OR REPLACE INTO codebook VALUES (?, ?, ?, ?)",
+        [cb.id, cb.yaml, str(Path(cb.path).resolve()), datetime.now(UTC)],
+    )
+
+
+def _validate(data: Any, path: Path, text: str = "") -> Codebook:
     if not isinstance(data, dict):
         raise InputError(path, "a codebook is a mapping with id, name and codes")
     unknown = set(data) - _TOP_KEYS
@@ -249,4 +317,5 @@ def _validate(data: Any, path: Path) -> Codebook:
         sample_size=data.get("sample_size"),
         irrelevant_values=tuple(str(v) for v in data.get("irrelevant_values") or ()),
         path=str(path),
+        yaml=text,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devquarry.crawl.base import Crawler, later, newer_than
+from devquarry.crawl.base import DEFAULT_MAX_PAGES, Crawler, later, newer_than, shape
 from devquarry.crawl.http import NotFound
 from devquarry.sources.discourse import _full_topic
 
@@ -31,11 +31,15 @@ class DiscourseCrawler(Crawler):
         since=None,
         max_topics: int | None = None,
         progress=None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
     ) -> None:
         self.base = base_url.rstrip("/")
         self.host = urlsplit(self.base).netloc
         self.category = category
-        super().__init__(store, client, f"{self.base}|{category or 'latest'}", since=since, progress=progress)
+        super().__init__(
+            store, client, f"{self.base}|{category or 'latest'}", since=since, progress=progress, max_pages=max_pages
+        )
+        client.trust(self.base)
         self.max_topics = max_topics
 
     def params(self) -> dict:
@@ -46,23 +50,27 @@ class DiscourseCrawler(Crawler):
 
     def topic(self, topic_id) -> dict | None:
         """The topic with every post in ``post_stream.posts``; None when it is gone."""
+        url = f"{self.base}/t/{topic_id}.json"
         try:
-            data = self.client.get_json(f"{self.base}/t/{topic_id}.json").data
+            data = self.client.get_json(url, expect=dict).data
         except NotFound:
             self.counts["gone"] += 1
             return None
-        stream = data.get("post_stream") or {}
-        posts = {p["id"]: p for p in stream.get("posts") or []}
-        missing = [pid for pid in stream.get("stream") or [] if pid not in posts]
+        with shape(url):
+            stream = data.get("post_stream") or {}
+            posts = {p["id"]: p for p in stream.get("posts") or []}
+            missing = [pid for pid in stream.get("stream") or [] if pid not in posts]
         for i in range(0, len(missing), POSTS_PER_REQUEST):
             chunk = missing[i : i + POSTS_PER_REQUEST]
             try:
-                more = self.client.get_json(f"{self.base}/t/{topic_id}/posts.json", {"post_ids[]": chunk}).data
+                more = self.client.get_json(f"{self.base}/t/{topic_id}/posts.json", {"post_ids[]": chunk}, expect=dict)
             except NotFound:
                 continue  # posts deleted meanwhile
-            for p in (more.get("post_stream") or {}).get("posts") or []:
-                posts[p["id"]] = p
-        stream["posts"] = sorted(posts.values(), key=lambda p: p.get("post_number", 0))
+            with shape(more.url):
+                for p in (more.data.get("post_stream") or {}).get("posts") or []:
+                    posts[p["id"]] = p
+        with shape(url):
+            stream["posts"] = sorted(posts.values(), key=lambda p: p.get("post_number", 0))
         data["post_stream"] = stream
         return data
 
@@ -71,18 +79,24 @@ class DiscourseCrawler(Crawler):
         page = int(self.cursor["page"]) if self.cursor else 0
         high = self.cursor.get("high_water") if self.cursor else None
         fetched = int(self.cursor.get("fetched", 0)) if self.cursor else 0
+        pages = self.pager("topic list")
         while True:
-            listing = self.client.get_json(self._list_url(), {"page": page}).data
+            resp = self.client.get_json(self._list_url(), {"page": page}, expect=dict)
+            listing = resp.data
             self.counts["pages"] += 1
-            topics = (listing.get("topic_list") or {}).get("topics") or []
-            if not topics:
-                break
-            records, done = [], False
-            fresh = [t for t in topics if newer_than(t.get("last_posted_at") or t.get("bumped_at"), self.since)]
-            for t in topics:
-                high = later(high, t.get("last_posted_at") or t.get("bumped_at"))
-            if any(not t.get("pinned") and t not in fresh for t in topics):
-                done = True  # the list runs newest activity first: everything below is older still
+            with shape(resp.url):
+                topics = (listing.get("topic_list") or {}).get("topics") or []
+                if not topics:
+                    break
+                records, done = [], False
+                fresh = [t for t in topics if newer_than(t.get("last_posted_at") or t.get("bumped_at"), self.since)]
+                for t in topics:
+                    high = later(high, t.get("last_posted_at") or t.get("bumped_at"))
+                if any(not t.get("pinned") and t not in fresh for t in topics):
+                    done = True  # the list runs newest activity first: everything below is older still
+                more = (listing.get("topic_list") or {}).get("more_topics_url")
+                ids = [t["id"] for t in topics]
+            pages.turn(resp.url, ids)
             for t in fresh:
                 if self.max_topics is not None and fetched >= self.max_topics:
                     done = True
@@ -91,8 +105,8 @@ class DiscourseCrawler(Crawler):
                 fetched += 1
                 self.progress(1)
                 if full is not None:
-                    records.extend(_full_topic(full, Path(f"{self.base}/t/{t['id']}.json"), 0, self.host))
-            more = (listing.get("topic_list") or {}).get("more_topics_url")
+                    with shape(f"{self.base}/t/{t['id']}.json"):
+                        records.extend(_full_topic(full, Path(f"{self.base}/t/{t['id']}.json"), 0, self.host))
             page += 1
             cursor = {"page": page, "run_id": run_id, "high_water": high, "since": self.since, "fetched": fetched}
             self.commit(run_id, records, cursor)

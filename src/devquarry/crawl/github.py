@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from devquarry.crawl.base import Crawler, later
+from devquarry.crawl.base import DEFAULT_MAX_PAGES, Crawler, later, shape
 from devquarry.sources.github import GitHubSource
 
 API = "https://api.github.com"
@@ -27,10 +27,13 @@ def next_link(headers: dict) -> str | None:
 class GitHubCrawler(Crawler):
     name = "github"
 
-    def __init__(self, store, client, repo: str, *, api_url: str = API, since=None, progress=None) -> None:
+    def __init__(
+        self, store, client, repo: str, *, api_url: str = API, since=None, progress=None, max_pages=DEFAULT_MAX_PAGES
+    ) -> None:
         self.repo = repo.strip("/")
         self.api = api_url.rstrip("/")
-        super().__init__(store, client, f"{self.api}|{self.repo}", since=since, progress=progress)
+        super().__init__(store, client, f"{self.api}|{self.repo}", since=since, progress=progress, max_pages=max_pages)
+        client.trust(self.api)
         self._parser = GitHubSource([Path(repo)], repo=self.repo)
 
     def params(self) -> dict:
@@ -38,10 +41,12 @@ class GitHubCrawler(Crawler):
 
     def comments(self, url: str) -> list[dict]:
         out, params = [], {"per_page": PER_PAGE}
+        pages = self.pager("comments")
         while url:
-            resp = self.client.get_json(url, params)
-            out.extend(resp.data)
+            resp = self.client.get_json(url, params, expect=list)
             url, params = next_link(resp.headers), None
+            pages.turn(resp.url, resp.url)
+            out.extend(resp.data)
         return out
 
     def run(self) -> dict:
@@ -54,19 +59,25 @@ class GitHubCrawler(Crawler):
             params = {"state": "all", "sort": "updated", "direction": "asc", "per_page": PER_PAGE}
             if self.since:  # GitHub's since is inclusive: start just after the last one seen
                 params["since"] = (pd.Timestamp(self.since) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        pages = self.pager("issue list")
         while url:
-            resp = self.client.get_json(url, params)
+            resp = self.client.get_json(url, params, expect=list)
             self.counts["pages"] += 1
+            url, params = next_link(resp.headers), None
+            pages.turn(resp.url, resp.url)
             records = []
             for i, issue in enumerate(resp.data):
-                high = later(high, issue.get("updated_at"))
-                if issue.get("pull_request"):
-                    continue
-                n = issue.get("comments") or 0
-                issue = dict(issue, comments=self.comments(issue["comments_url"]) if n else [], comments_count=n)
-                records.extend(self._parser._issue(issue, Path(resp.url), i, self.repo))
+                with shape(resp.url):
+                    high = later(high, issue.get("updated_at"))
+                    if issue.get("pull_request"):
+                        continue
+                    n = issue.get("comments") or 0
+                    comments_url = issue["comments_url"] if n else None
+                comments = self.comments(comments_url) if n else []
+                with shape(resp.url):
+                    issue = dict(issue, comments=comments, comments_count=n)
+                    records.extend(self._parser._issue(issue, Path(resp.url), i, self.repo))
                 self.progress(1)
-            url, params = next_link(resp.headers), None
             self.commit(
                 run_id,
                 records,

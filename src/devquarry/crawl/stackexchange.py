@@ -11,7 +11,7 @@ import html
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from devquarry.crawl.base import Crawler
+from devquarry.crawl.base import DEFAULT_MAX_PAGES, Crawler, shape
 from devquarry.crawl.http import CrawlError
 from devquarry.model import Reply, Thread
 from devquarry.sources.stackexchange_dump import source_name
@@ -26,6 +26,12 @@ def _time(epoch) -> datetime | None:
     return datetime.fromtimestamp(int(epoch), tz=UTC) if epoch is not None else None
 
 
+def _ids(items: list) -> list:
+    """What identifies a page: its items' ids (an empty page too, so that empty pages with
+    ``has_more`` forever repeat)."""
+    return [[i.get(k) for k in ("question_id", "answer_id", "comment_id")] for i in items]
+
+
 def _author(item: dict) -> str | None:
     owner = item.get("owner") or {}
     return html.unescape(owner["display_name"]) if owner.get("display_name") else None
@@ -35,22 +41,39 @@ class StackExchangeCrawler(Crawler):
     name = "stackexchange"
 
     def __init__(
-        self, store, client, site: str, tagged: str | None = None, *, api_url: str = API, since=None, progress=None
+        self,
+        store,
+        client,
+        site: str,
+        tagged: str | None = None,
+        *,
+        api_url: str = API,
+        since=None,
+        progress=None,
+        max_pages=DEFAULT_MAX_PAGES,
     ) -> None:
         self.site, self.tagged, self.api = site, tagged, api_url.rstrip("/")
-        super().__init__(store, client, f"{self.api}|{site}|{tagged or ''}", since=since, progress=progress)
+        super().__init__(store, client, f"{self.api}|{site}|{tagged or ''}", since=since, progress=progress, max_pages=max_pages)
+        client.trust(self.api)
 
     def params(self) -> dict:
         return {**super().params(), "site": self.site, "tagged": self.tagged, "api_url": self.api}
 
     def _all(self, path: str, extra: dict | None = None) -> list[dict]:
         items, page = [], 1
+        pages = self.pager(path.rsplit("/", 1)[-1])
         while True:
-            data = self.client.get_json(
-                f"{self.api}{path}", {"site": self.site, "filter": FILTER, "pagesize": PAGE_SIZE, "page": page, **(extra or {})}
-            ).data
+            resp = self.client.get_json(
+                f"{self.api}{path}",
+                {"site": self.site, "filter": FILTER, "pagesize": PAGE_SIZE, "page": page, **(extra or {})},
+                expect=dict,
+            )
+            data = resp.data
             self._quota(data)
-            items.extend(data.get("items") or [])
+            with shape(resp.url):
+                got = list(data.get("items") or [])
+                pages.turn(resp.url, _ids(got))
+            items.extend(got)
             if not data.get("has_more"):
                 return items
             page += 1
@@ -59,7 +82,11 @@ class StackExchangeCrawler(Crawler):
         if data.get("quota_remaining") == 0:
             raise CrawlError(self.api, "the API quota for today is spent (quota_remaining 0); resume tomorrow or pass --key")
 
-    def records(self, questions: list[dict]) -> list:
+    def records(self, questions: list[dict], url: str = "") -> list:
+        with shape(url or self.api):
+            return self._records(questions)
+
+    def _records(self, questions: list[dict]) -> list:
         if not questions:
             return []
         ids = ";".join(str(q["question_id"]) for q in questions)
@@ -140,6 +167,7 @@ class StackExchangeCrawler(Crawler):
         page = int(self.cursor["page"]) if self.cursor else 1
         high = self.cursor.get("high_water") if self.cursor else None
         low = int(datetime.fromisoformat(self.since).timestamp()) + 1 if self.since else None
+        pages = self.pager("question list")
         while True:
             params = {
                 "site": self.site,
@@ -153,15 +181,18 @@ class StackExchangeCrawler(Crawler):
                 params["tagged"] = self.tagged
             if low is not None:
                 params["min"] = low
-            data = self.client.get_json(f"{self.api}/questions", params).data
+            resp = self.client.get_json(f"{self.api}/questions", params, expect=dict)
+            data = resp.data
             self._quota(data)
             self.counts["pages"] += 1
-            questions = data.get("items") or []
-            for q in questions:
-                t = _time(q.get("last_activity_date"))
-                if t is not None and (high is None or t.isoformat() > high):
-                    high = t.isoformat()
-            records = self.records(questions)
+            with shape(resp.url):
+                questions = list(data.get("items") or [])
+                pages.turn(resp.url, _ids(questions))
+                for q in questions:
+                    t = _time(q.get("last_activity_date"))
+                    if t is not None and (high is None or t.isoformat() > high):
+                        high = t.isoformat()
+            records = self.records(questions, resp.url)
             self.progress(len(questions))
             page += 1
             more = bool(data.get("has_more"))

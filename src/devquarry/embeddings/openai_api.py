@@ -9,16 +9,20 @@ Retries follow the shared :data:`devquarry.http_policy.API` policy (or the one g
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import time
 
 import httpx
 import numpy as np
 
 from devquarry.embeddings.base import Embedder, encode_batches, register
 from devquarry.errors import InputError
-from devquarry.http_policy import API, GiveUp, RetryPolicy
+from devquarry.http_policy import ACCEPT_ENCODING, API, GiveUp, RetryPolicy, TooLarge, TooSlow, read_capped, redact
 
 BATCH = 128
+# One batch's answer: 128 vectors of 3,072 floats as JSON are under 10 MB.
+MAX_BYTES = 64 * 2**20
 
 
 class OpenAIEmbedder(Embedder):
@@ -50,7 +54,7 @@ class OpenAIEmbedder(Embedder):
         return f"{self.base_url}|{self.model}"
 
     def encode(self, texts, progress=None) -> np.ndarray:
-        headers = {"User-Agent": "devquarry"}
+        headers = {"User-Agent": "devquarry", "Accept-Encoding": ACCEPT_ENCODING}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         with httpx.Client(timeout=self.policy.timeout, headers=headers) as client:
@@ -63,19 +67,31 @@ class OpenAIEmbedder(Embedder):
         try:
             for attempt in tries:
                 try:
-                    resp = client.post(url, json={"model": self.model, "input": batch}, timeout=tries.timeout())
-                except httpx.TransportError as exc:
+                    deadline = time.monotonic() + tries.timeout()
+                    payload = {"model": self.model, "input": batch}
+                    with client.stream("POST", url, json=payload, timeout=tries.timeout()) as resp:
+                        raw = read_capped(resp, MAX_BYTES, deadline)
+                except (httpx.TransportError, TooSlow) as exc:
                     if attempt == self.policy.retries:
                         raise InputError(url, f"embedding endpoint unreachable ({exc.__class__.__name__})") from None
                     tries.pause(attempt)
                     continue
+                except TooLarge as exc:
+                    raise InputError(url, f"embedding endpoint: {exc}") from None
+                except ValueError as exc:
+                    raise InputError(url, f"embedding endpoint: {exc}") from None
                 if self.policy.retryable(resp.status_code) or resp.status_code >= 500:
                     tries.pause(attempt, resp.headers.get("Retry-After"))
                     continue
+                text = raw.decode(resp.encoding or "utf-8", errors="replace")
                 if resp.status_code != 200:
-                    raise InputError(url, f"embedding endpoint answered HTTP {resp.status_code}: {resp.text[:200]}")
-                data = sorted(resp.json()["data"], key=lambda d: d["index"])
-                return np.asarray([d["embedding"] for d in data], dtype=np.float32)
+                    shown = redact(text, [self._key])
+                    raise InputError(url, f"embedding endpoint answered HTTP {resp.status_code}: {shown}")
+                try:
+                    data = sorted(json.loads(text)["data"], key=lambda d: d["index"])
+                    return np.asarray([d["embedding"] for d in data], dtype=np.float32)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise InputError(url, f"embedding endpoint answered no list of embeddings ({str(exc)[:80]})") from None
         except GiveUp as exc:
             raise InputError(url, f"embedding endpoint: {exc}") from None
         raise InputError(url, f"embedding endpoint kept failing (HTTP {resp.status_code}) after {self.policy.retries} retries")

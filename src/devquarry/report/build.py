@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 import devquarry
+from devquarry.errors import InputError
 from devquarry.report import plots
 from devquarry.report.data import add_similar, report_data
 from devquarry.store import Store
@@ -80,6 +83,46 @@ def build_report(
     store: Store, out: str | Path = "report.html", *, title: str = "devquarry report", data: dict | None = None
 ) -> Path:
     """Write the HTML report and return its path (``data``: `report_data`'s frames, if already computed)."""
+    from devquarry.codebooks import codebooks_of
+
+    out = _output_file(out)
+    with codebooks_of(store):  # a codebook known only by the copy its labels left in the store
+        return _build(store, out, title, data)
+
+
+def _output_file(out: str | Path) -> Path:
+    """The file to write, checked before the minutes spent on the report's data."""
+    out = Path(out)
+    if out.is_dir():
+        raise InputError(out, "is a folder: name the HTML file to write, e.g. --out report.html", field="out")
+    for parent in out.parents:  # the nearest that exists must be a folder, to make the rest in
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(out, f"{parent} is a file, not a folder", field="out")
+            break
+    return out
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all, through a temporary file of a fresh name in the
+    same folder (``mkstemp``: a planted ``path.tmp`` symlink is never followed), swapped in by
+    ``os.replace``; a failure removes the temporary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from the user's group
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _build(store: Store, out: Path, title: str, data: dict | None) -> Path:
     from devquarry.codebooks import load_codebook
     from devquarry.compare import side_by_side
     from devquarry.hotspots import FIX_SUPPORT, MIN_LIMIT_SHARE, MIN_LIMIT_THREADS
@@ -154,9 +197,4 @@ def build_report(
             plotly_js=get_plotlyjs(),
         )
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_text_atomic(out, html)

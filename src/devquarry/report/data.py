@@ -213,7 +213,7 @@ def add_similar(store: Store, hot: pd.DataFrame, k: int = 3) -> None:
     """Give each example thread of each hotspot its ``k`` closest resolved threads (the ask index)."""
     from devquarry.ask import similar_resolved
 
-    hot_rows = hot[hot.is_hotspot]
+    hot_rows = hot[hot.is_hotspot.astype(bool)]  # an empty object column would select columns, not rows
     examples = [e for ex in hot_rows.examples for e in ex]
     if not examples or not store.con.execute("SELECT count(*) FROM threads WHERE is_resolved").fetchone()[0]:
         return

@@ -8,6 +8,7 @@ import pandas as pd
 
 from devquarry.errors import InputError
 from devquarry.metrics import HEADLINE_COLUMNS
+from devquarry.safe_text import sheet_frame
 from devquarry.store import Store
 
 FORMATS = {"csv": ".csv", "markdown": ".md", "latex": ".tex"}
@@ -77,14 +78,27 @@ def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
     for c in df.columns:  # lists and arrays as text, so every format can hold them
         if df[c].map(lambda v: isinstance(v, (list, tuple)) or hasattr(v, "tolist") and not isinstance(v, str)).any():
             df[c] = df[c].map(lambda v: ", ".join(map(str, list(v))) if v is not None and not isinstance(v, str) else v)
+    # Cells hold forum text: in a sheet '=HYPERLINK(...)' is a live formula, in Markdown '|' adds a
+    # column and '<script>' runs; numbers are data and stay as they are.
     if fmt == "csv":
-        df.to_csv(path, index=False)
+        sheet_frame(df).to_csv(path, index=False)
     elif fmt == "markdown":
-        path.write_text(df.to_markdown(index=False, floatfmt=".3f", missingval="") + "\n", encoding="utf-8")
+        path.write_text(_markdown_frame(df).to_markdown(index=False, floatfmt=".3f", missingval="") + "\n", encoding="utf-8")
     else:
         path.write_text(
             df.to_latex(index=False, float_format="%.3f", escape=True, na_rep="", longtable=len(df) > 40), encoding="utf-8"
         )
+
+
+def _markdown_frame(df: pd.DataFrame) -> pd.DataFrame:
+    from devquarry.safe_text import markdown_cell
+
+    df = df.copy()
+    for c in df.columns:
+        if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])):
+            df[c] = df[c].map(lambda v: markdown_cell(v) if isinstance(v, str) else v)
+    df.columns = [markdown_cell(c) for c in df.columns]
+    return df
 
 
 def write_tables(store: Store, out: str | Path, fmt: str = "csv", data: dict | None = None) -> list[Path]:
@@ -95,7 +109,10 @@ def write_tables(store: Store, out: str | Path, fmt: str = "csv", data: dict | N
     if fmt not in FORMATS:
         raise InputError(None, f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}", field="format")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # --out names a file (or a path through one)
+        raise InputError(out, "is a file, not a folder: name a folder to write the tables into", field="out") from None
     paths = []
     for name, df in paper_tables(data or report_data(store)).items():
         path = out / f"{name}{FORMATS[fmt]}"

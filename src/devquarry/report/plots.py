@@ -7,6 +7,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from devquarry.safe_text import html_label
+
+# Plotly renders a subset of HTML (<a href>, <b>, <br>) in titles, labels, legends and hover text:
+# every string from the data goes through html_label, so '<a href=...>' shows as text, not a link.
 _LAYOUT = dict(template="plotly_white", height=380, margin=dict(l=50, r=20, t=50, b=40))
 
 
@@ -29,7 +33,7 @@ def threads_per_month(monthly: pd.DataFrame, note: dict | None = None) -> go.Fig
     """New threads per month over the span ``report.data.monthly_span`` chose (zeros filled in)."""
     fig = go.Figure()
     for source, grp in monthly.groupby("source", sort=False):
-        fig.add_trace(go.Scatter(x=grp["month"], y=grp["threads"], mode="lines+markers", name=str(source)))
+        fig.add_trace(go.Scatter(x=grp["month"], y=grp["threads"], mode="lines+markers", name=html_label(source)))
     title = "New threads per month"
     if note and note.get("start") is not None:
         title += f"<br><sup>{monthly_caption(note)}</sup>"
@@ -49,7 +53,7 @@ def resolved_share(summary: pd.DataFrame) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=summary["share_resolved"] * 100,
-            y=summary["source"],
+            y=summary["source"].map(html_label),
             orientation="h",
             text=[f"{v:.1%}" for v in summary["share_resolved"]],
             textposition="auto",
@@ -66,9 +70,13 @@ def group_series(series: pd.DataFrame, period: str, top: int = 10) -> go.Figure:
     fig = go.Figure()
     for group in sizes.index[:top]:
         g = series[series.group == group].sort_values("period")
-        fig.add_trace(go.Scatter(x=g["period"], y=g["threads"], mode="lines+markers", name=str(group)))
+        fig.add_trace(go.Scatter(x=g["period"], y=g["threads"], mode="lines+markers", name=html_label(group)))
     fig.update_layout(
-        title=f"New threads per {period}", xaxis_title=period, yaxis_title="threads", legend=dict(font=dict(size=10)), **_LAYOUT
+        title=f"New threads per {html_label(period)}",
+        xaxis_title=html_label(period),
+        yaxis_title="threads",
+        legend=dict(font=dict(size=10)),
+        **_LAYOUT,
     )
     return fig
 
@@ -88,7 +96,7 @@ def unresolved_by_group(m: pd.DataFrame) -> go.Figure:
         if has_ci
         else None
     )
-    groups = rows.group.astype(str)
+    groups = rows.group.map(html_label)
     fig = go.Figure(
         go.Bar(
             x=rows.pct_unresolved * 100,
@@ -136,7 +144,7 @@ def hotspot_map(h: pd.DataFrame) -> go.Figure:
             x=h.popularity,
             y=h.difficulty,
             mode="markers+text",
-            text=h.group.astype(str),
+            text=h.group.map(html_label),
             textposition="top center",
             marker=dict(
                 size=size,
@@ -175,7 +183,7 @@ def topics_over_time(over_time: pd.DataFrame, top: int = 8, start: pd.Timestamp 
     fig = go.Figure()
     for topic_id in sizes.index[:top]:
         grp = over_time[over_time.topic_id == topic_id]
-        label = f"{topic_id}: {grp['label'].iloc[0]}"
+        label = html_label(f"{topic_id}: {grp['label'].iloc[0]}")
         y = grp.set_index("period").threads.reindex(periods, fill_value=0)
         fig.add_trace(go.Scatter(x=y.index, y=y.values, mode="lines+markers", name=label, stackgroup="one"))
     title = f"Threads per quarter, {min(top, len(sizes))} largest topics"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from devquarry.errors import InputError
 from devquarry.model import Record
+from devquarry.sources.limits import INT64_MAX, json_depth_error, max_input_bytes, read_capped, too_big
 from devquarry.timeparse import parse_time
 
 ProgressFn = Callable[[int], None]
@@ -26,6 +28,8 @@ class Source(ABC):
     """
 
     kind: str = "source"
+    # The file being read, named by ingest's last-resort checks on the records yielded.
+    current: Path | None = None
 
     def __init__(self, paths: list[str | Path] | str | Path) -> None:
         if isinstance(paths, (str, Path)):
@@ -90,10 +94,15 @@ def check_file(path: Path) -> None:
 
 
 def read_bytes(path: Path, progress: ProgressFn | None = None) -> bytes:
+    """The whole file, decompressed; refused once it passes DEVQUARRY_MAX_INPUT_BYTES."""
+    cap = max_input_bytes()
+    check_file(path)
+    if path.suffix != ".gz" and path.stat().st_size > cap:
+        raise too_big(path, "file", cap)
     with open_binary(path, progress) as fh:
         try:
-            data = fh.read()
-        except (OSError, EOFError) as exc:
+            data = read_capped(fh, path, cap)
+        except (OSError, EOFError, zlib.error) as exc:
             raise InputError(path, f"cannot read compressed data ({exc})") from None
     if not data.strip():
         raise InputError(path, "file is empty")
@@ -132,6 +141,10 @@ def load_json(path: Path, progress: ProgressFn | None = None, encoding: str = "u
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
+    except RecursionError:
+        raise json_depth_error(text, path) from None
+    except ValueError as exc:  # an integer literal of thousands of digits
+        raise InputError(path, f"invalid JSON: {str(exc)[:80]}") from None
 
 
 def time_field(value, path: Path, field: str, *, record=None, line=None, formats=()):
@@ -141,19 +154,71 @@ def time_field(value, path: Path, field: str, *, record=None, line=None, formats
         raise InputError(path, str(exc), record=record, line=line, field=field) from None
 
 
-def int_field(value, path: Path, field: str, *, record=None, line=None) -> int | None:
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+
+
+def int_field(value, path: Path, field: str, *, record=None, line=None, limit: int = INT64_MAX) -> int | None:
+    """A whole number that fits the column (``limit``: INT64_MAX for BIGINT, INT32_MAX for INTEGER)."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, float) and value != value:
         return None
+    if isinstance(value, (dict, list)):
+        raise InputError(path, f"expected a number, got {_kind(value)}", record=record, line=line, field=field)
     if isinstance(value, (int, float)):
-        return int(value)
-    text = str(value).strip()
-    if text.lower() in {"none", "null", "nan"}:
+        number = value
+    else:
+        text = str(value).strip()
+        if text.lower() in {"none", "null", "nan"}:
+            return None
+        try:
+            number = int(text) if text.lstrip("+-").isdigit() else float(text)
+        except ValueError:
+            raise InputError(path, f"not a number: {text[:40]!r}", record=record, line=line, field=field) from None
+    if isinstance(number, float) and number != number:
         return None
+    if number in (float("inf"), float("-inf")) or abs(number) > limit:
+        shown = str(value)[:40]
+        raise InputError(path, f"number out of range: {shown} (at most {limit})", record=record, line=line, field=field)
+    return int(number)
+
+
+def float_field(value, path: Path, field: str, *, record=None, line=None) -> float | int | None:
+    """A finite number (a score, likes); text that reads as a number is accepted."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (dict, list)):
+        raise InputError(path, f"expected a number, got {_kind(value)}", record=record, line=line, field=field)
+    if isinstance(value, int) and abs(value) <= INT64_MAX:
+        return int(value)  # kept whole, as sources have always handed it on (and content hashes saw it)
     try:
-        return int(float(text))
-    except ValueError:
-        raise InputError(path, f"not a number: {text[:40]!r}", record=record, line=line, field=field) from None
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, TypeError):
+        raise InputError(path, f"not a number: {str(value)[:40]!r}", record=record, line=line, field=field) from None
+    except OverflowError:
+        number = float("inf")
+    if number != number:
+        return None
+    if number in (float("inf"), float("-inf")):
+        raise InputError(path, f"number out of range: {str(value)[:40]}", record=record, line=line, field=field)
+    return number
+
+
+def list_field(value, path: Path, field: str, *, record=None, line=None) -> list:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    raise InputError(path, f"expected a list, got {_kind(value)}", record=record, line=line, field=field)
+
+
+def text_field(value, path: Path, field: str, *, record=None, line=None) -> str | None:
+    """Text; a number is written out, but an object or list where text belongs is an error."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise InputError(path, f"expected text, got {_kind(value)}", record=record, line=line, field=field)

@@ -17,7 +17,8 @@ from typing import Any
 
 from devquarry.errors import InputError
 from devquarry.model import Record, Reply, Thread
-from devquarry.sources.base import Source, int_field, load_json, time_field
+from devquarry.sources.base import Source, float_field, int_field, list_field, load_json, text_field, time_field
+from devquarry.sources.limits import INT32_MAX, check_value
 from devquarry.text import html_to_text, repair
 
 _AVATAR_HOST = re.compile(r"/user_avatar/([^/]+)/")
@@ -36,6 +37,7 @@ class DiscourseSource(Source):
 
     def records(self) -> Iterator[Record]:
         for path in self.paths:
+            self.current = path
             data = load_json(path, self.progress)
             host = self.host or _find_host(data)
             if host is None:
@@ -49,7 +51,12 @@ def _parse_file(data: Any, path: Path, host: str) -> Iterator[Record]:
         topics = data["topic_list"].get("topics")
         if not isinstance(topics, list):
             raise InputError(path, "topic_list has no list of topics", field="topic_list.topics")
-        users = {u.get("id"): u.get("username") for u in data.get("users", []) if isinstance(u, dict)}
+        listed = data.get("users") if isinstance(data.get("users"), list) else []
+        users = {
+            u["id"]: u["username"]
+            for u in listed
+            if isinstance(u, dict) and isinstance(u.get("id"), (int, str)) and isinstance(u.get("username"), str)
+        }
         for i, topic in enumerate(topics):
             yield _list_entry(_as_topic(topic, path, i), path, i, host, users)
         return
@@ -66,25 +73,45 @@ def _as_topic(topic: Any, path: Path, i: int) -> dict:
     return topic
 
 
+def _record(topic: dict, path: Path, i: int) -> str:
+    """The topic's place in its file, for messages; its values checked against the limits first."""
+    tid = text_field(topic["id"], path, "id", record=i)
+    rec = f"{i} (topic {tid})"
+    check_value(topic, path, record=rec)
+    return rec
+
+
 def _full_topic(topic: dict, path: Path, i: int, host: str) -> Iterator[Record]:
     source = f"discourse:{host}"
+    rec = _record(topic, path, i)
     tid = str(topic["id"])
-    rec = f"{i} (topic {tid})"
     if isinstance(topic.get("post_comments"), list):
-        posts = topic["post_comments"]
+        posts, key = topic["post_comments"], "post_comments"
     elif isinstance(topic.get("post_stream"), dict) and isinstance(topic["post_stream"].get("posts"), list):
-        posts = topic["post_stream"]["posts"]
+        posts, key = topic["post_stream"]["posts"], "post_stream.posts"
     else:
         raise InputError(path, "topic has no posts (post_stream.posts or post_comments)", record=rec, field="post_stream")
     by_number: dict[int, dict] = {}
+    checked: dict[int, dict] = {}
     for j, post in enumerate(posts):
         if not isinstance(post, dict):
-            raise InputError(path, f"post {j} is not an object", record=rec)
-        num = int_field(post.get("post_number"), path, "post_number", record=rec)
+            raise InputError(path, f"post {j} is not an object", record=rec, field=f"{key}.{j}")
+        num = int_field(post.get("post_number"), path, f"{key}.{j}.post_number", record=rec)
         if num is None or post.get("id") is None:
-            raise InputError(path, f"post {j} lacks post_number or id", record=rec, field="post_number")
+            raise InputError(path, f"post {j} lacks post_number or id", record=rec, field=f"{key}.{j}.post_number")
         by_number[num] = post
-    first = by_number.get(1)
+        # Checked once here, so that what follows can trust the types; raw keeps the post as it was.
+        checked[num] = {
+            "field": f"{key}.{j}",
+            "id": text_field(post["id"], path, f"{key}.{j}.id", record=rec),
+            "cooked": text_field(post.get("cooked"), path, f"{key}.{j}.cooked", record=rec),
+            "username": text_field(post.get("username"), path, f"{key}.{j}.username", record=rec),
+            "score": float_field(post.get("score"), path, f"{key}.{j}.score", record=rec),
+            "reply_to_post_number": int_field(
+                post.get("reply_to_post_number"), path, f"{key}.{j}.reply_to_post_number", record=rec
+            ),
+        }
+    first = checked.get(1)
     accepted_number = None
     if isinstance(topic.get("accepted_answer"), dict):
         accepted_number = topic["accepted_answer"].get("post_number")
@@ -93,39 +120,40 @@ def _full_topic(topic: dict, path: Path, i: int, host: str) -> Iterator[Record]:
         post = by_number[num]
         if num == 1 or post.get("post_type", REGULAR_POST) != REGULAR_POST:
             continue
-        text, code = html_to_text(post.get("cooked"))
-        parent = by_number.get(post.get("reply_to_post_number") or -1)
+        ok = checked[num]
+        text, code = html_to_text(ok["cooked"])
+        parent = checked.get(ok["reply_to_post_number"] or -1)
         accepted = bool(post.get("accepted_answer")) or num == accepted_number
         replies.append(
             Reply(
                 source=source,
-                reply_id=str(post["id"]),
+                reply_id=ok["id"],
                 thread_id=tid,
                 parent_id=str(parent["id"]) if parent else None,
-                author=post.get("username"),
-                created_at=time_field(post.get("created_at"), path, "created_at", record=rec),
+                author=ok["username"],
+                created_at=time_field(post.get("created_at"), path, f"{ok['field']}.created_at", record=rec),
                 body_text=text,
-                body_html=post.get("cooked"),
+                body_html=ok["cooked"],
                 code=code,
-                score=post.get("score"),
+                score=ok["score"],
                 is_accepted=accepted,
                 raw={k: v for k, v in post.items() if k != "cooked"},
             )
         )
     accepted_reply = next((r for r in replies if r.is_accepted), None)
-    posts_count = int_field(topic.get("posts_count"), path, "posts_count", record=rec)
+    posts_count = int_field(topic.get("posts_count"), path, "posts_count", record=rec, limit=INT32_MAX)
     skipped = sum(1 for p in by_number.values() if p.get("post_type", REGULAR_POST) != REGULAR_POST)
     reply_count = len(replies)
     if posts_count is not None and posts_count > len(by_number):
         # Only the first chunk of posts is present: trust the topic's own count.
         reply_count = max(reply_count, posts_count - 1 - skipped)
-    text, code = html_to_text(first.get("cooked")) if first else ("", "")
+    text, code = html_to_text(first["cooked"]) if first else ("", "")
     yield Thread(
         **_topic_fields(topic, path, rec, host),
         body_text=text,
-        body_html=first.get("cooked") if first else None,
+        body_html=first["cooked"] if first else None,
         code=code,
-        author=(first or {}).get("username"),
+        author=first["username"] if first else None,
         reply_count=reply_count,
         accepted_reply_id=accepted_reply.reply_id if accepted_reply else None,
         accepted_at=accepted_reply.created_at if accepted_reply else None,
@@ -137,12 +165,17 @@ def _full_topic(topic: dict, path: Path, i: int, host: str) -> Iterator[Record]:
 
 
 def _list_entry(topic: dict, path: Path, i: int, host: str, users: dict) -> Thread:
-    rec = f"{i} (topic {topic['id']})"
-    posts_count = int_field(topic.get("posts_count"), path, "posts_count", record=rec)
-    op = next((p for p in topic.get("posters", []) if "Original Poster" in (p.get("description") or "")), None)
+    rec = _record(topic, path, i)
+    posts_count = int_field(topic.get("posts_count"), path, "posts_count", record=rec, limit=INT32_MAX)
+    posters = list_field(topic.get("posters"), path, "posters", record=rec)
+    op = next(
+        (p for p in posters if isinstance(p, dict) and "Original Poster" in str(p.get("description") or "")),
+        None,
+    )
+    uid = op.get("user_id") if op else None
     return Thread(
         **_topic_fields(topic, path, rec, host),
-        author=users.get(op.get("user_id")) if op else None,
+        author=users.get(uid) if isinstance(uid, (int, str)) else None,
         reply_count=max(posts_count - 1, 0) if posts_count is not None else None,
         is_resolved=bool(topic.get("has_accepted_answer")),
         is_partial=True,
@@ -152,20 +185,22 @@ def _list_entry(topic: dict, path: Path, i: int, host: str, users: dict) -> Thre
 
 def _topic_fields(topic: dict, path: Path, rec: str, host: str) -> dict:
     tid = str(topic["id"])
-    slug = topic.get("slug") or "topic"
-    tags = [t.get("name") if isinstance(t, dict) else str(t) for t in topic.get("tags") or []]
+    slug = text_field(topic.get("slug"), path, "slug", record=rec) or "topic"
+    tags = [t.get("name") if isinstance(t, dict) else t for t in list_field(topic.get("tags"), path, "tags", record=rec)]
     closed = bool(topic.get("closed"))
+    title = text_field(topic.get("title"), path, "title", record=rec)
+    title = title or text_field(topic.get("fancy_title"), path, "fancy_title", record=rec) or ""
     return dict(
         source=f"discourse:{host}",
         source_id=tid,
-        title=repair(topic.get("title") or topic.get("fancy_title") or ""),
+        title=repair(title),
         url=f"https://{host}/t/{slug}/{tid}",
-        tags=[t for t in tags if t],
+        tags=[str(t) for t in tags if t and isinstance(t, (str, int))],
         category=str(topic["category_id"]) if topic.get("category_id") is not None else None,
         created_at=time_field(topic.get("created_at"), path, "created_at", record=rec),
         updated_at=time_field(topic.get("last_posted_at") or topic.get("bumped_at"), path, "last_posted_at", record=rec),
         views=int_field(topic.get("views"), path, "views", record=rec),
-        score=topic.get("like_count"),
+        score=float_field(topic.get("like_count"), path, "like_count", record=rec),
         state="closed" if closed else "open",
     )
 

@@ -18,11 +18,31 @@ from typing import Any
 
 from devquarry.errors import InputError
 from devquarry.model import Record, Reply, Thread
-from devquarry.sources.base import Source, decode, int_field, load_json, read_bytes, time_field
+from devquarry.sources.base import (
+    Source,
+    decode,
+    float_field,
+    int_field,
+    list_field,
+    load_json,
+    read_bytes,
+    text_field,
+    time_field,
+)
+from devquarry.sources.limits import (
+    INT32_MAX,
+    MAX_FIELD_ENV,
+    allow_csv_fields,
+    check_value,
+    field_too_big,
+    max_field_bytes,
+    too_big,
+)
 from devquarry.text import markdown_to_text, repair
 
 _ISSUE_URL = re.compile(r"github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)")
 TEXT_KEYS = {"title", "body", "author", "html_url", "url", "api_url"}
+CSV_COLUMNS = ("url", "title", "created_at", "state", "labels", "body")
 CSV_STATES = {
     "open issue": ("open", None),
     "closed issue": ("closed", "completed"),
@@ -39,12 +59,16 @@ class GitHubSource(Source):
         self.repo = repo
         self.encoding = encoding
         self.include_pulls = include_pulls
+        # (source, comment id) -> (issue number, file): ids are unique in a repository, so one
+        # seen under two issues is refused rather than silently moved (the store keys replies by id).
+        self._comments: dict[tuple[str, str], tuple[str, Path]] = {}
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "repo": self.repo, "encoding": self.encoding, "include_pulls": self.include_pulls}
 
     def records(self) -> Iterator[Record]:
         for path in self.paths:
+            self.current = path
             name = path.name.lower()
             if name.endswith((".csv", ".csv.gz")):
                 yield from self._csv(path)
@@ -62,6 +86,8 @@ class GitHubSource(Source):
         for i, issue in enumerate(issues):
             if not isinstance(issue, dict):
                 raise InputError(path, "expected an issue object", record=i)
+            # Before destring: a huge "[...]" string must not reach literal_eval.
+            check_value(issue, path, record=_record(i, issue))
             issue = {k: v if k in TEXT_KEYS else destring(v) for k, v in issue.items()}
             if "pull_request" in issue and issue["pull_request"] and not self.include_pulls:
                 continue
@@ -69,8 +95,8 @@ class GitHubSource(Source):
 
     def _issue(self, issue: dict, path: Path, i: int, repo: str | None) -> Iterator[Record]:
         number = issue.get("issue_number", issue.get("number"))
-        url = issue.get("html_url") or issue.get("url")
-        m = _ISSUE_URL.search(str(url or ""))
+        url = text_field(issue.get("html_url") or issue.get("url"), path, "html_url", record=i)
+        m = _ISSUE_URL.search(url or "")
         repo = repo or issue.get("repository") or (m.group(1) if m else None)
         if number is None and m:
             number = m.group(2)
@@ -80,24 +106,34 @@ class GitHubSource(Source):
             raise InputError(path, "cannot tell the repository; pass --repo", record=i, field="repository")
         number = str(int_field(number, path, "number", record=i))
         rec = f"{i} (issue {number})"
+        check_value(issue, path, record=rec)
+
+        def text(value, field):
+            return text_field(value, path, field, record=rec)
+
+        repo = text(repo, "repository")
         source = f"github:{repo}"
-        state = str(issue.get("state") or "").lower()
-        reason = issue.get("state_reason")
-        text, code = markdown_to_text(issue.get("body"))
+        state = (text(issue.get("state"), "state") or "").lower()
+        reason = text(issue.get("state_reason"), "state_reason")
+        body, code = markdown_to_text(text(issue.get("body"), "body"))
         user = issue.get("user")
         replies = []
         for j, c in enumerate(issue.get("comments") if isinstance(issue.get("comments"), list) else []):
             if not isinstance(c, dict):
-                raise InputError(path, f"comment {j} is not an object", record=rec, field="comments")
-            ctext, ccode = markdown_to_text(c.get("body"))
+                raise InputError(path, f"comment {j} is not an object", record=rec, field=f"comments.{j}")
+            ctext, ccode = markdown_to_text(text(c.get("body"), f"comments.{j}.body"))
             cuser = c.get("user")
+            login = cuser.get("login") if isinstance(cuser, dict) else None
+            cid = text(c.get("id"), f"comments.{j}.id")
+            if cid:
+                self._claim(source, cid, number, path, rec, j)
             replies.append(
                 Reply(
                     source=source,
-                    reply_id=str(c.get("id") or f"{number}-{j + 1}"),
+                    reply_id=cid or f"{number}-{j + 1}",
                     thread_id=number,
-                    author=c.get("author") or (cuser.get("login") if isinstance(cuser, dict) else None),
-                    created_at=time_field(c.get("created_at"), path, "comments.created_at", record=rec),
+                    author=text(c.get("author") or login, f"comments.{j}.author"),
+                    created_at=time_field(c.get("created_at"), path, f"comments.{j}.created_at", record=rec),
                     body_text=ctext,
                     code=ccode,
                     raw=c,
@@ -107,19 +143,20 @@ class GitHubSource(Source):
         if count is None and isinstance(issue.get("comments"), int):
             count = issue["comments"]
         reactions = issue.get("reactions")
+        score = reactions.get("total_count") if isinstance(reactions, dict) else None
         yield Thread(
             source=source,
             source_id=number,
-            title=repair(str(issue.get("title") or "")),
+            title=repair(text(issue.get("title"), "title") or ""),
             url=url if m else f"https://github.com/{repo}/issues/{number}",
-            body_text=text,
+            body_text=body,
             code=code,
-            tags=_labels(issue.get("labels")),
-            author=issue.get("author") or (user.get("login") if isinstance(user, dict) else None),
+            tags=_labels(issue.get("labels"), path, rec),
+            author=text(issue.get("author") or (user.get("login") if isinstance(user, dict) else None), "author"),
             created_at=time_field(issue.get("created_at"), path, "created_at", record=rec),
             updated_at=time_field(issue.get("updated_at"), path, "updated_at", record=rec),
-            score=reactions.get("total_count") if isinstance(reactions, dict) else None,
-            reply_count=int_field(count, path, "comments_count", record=rec) if count is not None else None,
+            score=float_field(score, path, "reactions.total_count", record=rec),
+            reply_count=int_field(count, path, "comments_count", record=rec, limit=INT32_MAX),
             is_resolved=_resolved(state, reason),
             closed_at=time_field(issue.get("closed_at"), path, "closed_at", record=rec),
             state=f"{state}:{reason}" if reason and state == "closed" else state or None,
@@ -127,14 +164,31 @@ class GitHubSource(Source):
         )
         yield from replies
 
+    def _claim(self, source: str, cid: str, number: str, path: Path, rec: str, j: int) -> None:
+        seen = self._comments.setdefault((source, cid), (number, path))
+        if seen[0] != number:
+            where = "" if seen[1] == path else f" of {seen[1]}"
+            raise InputError(
+                path,
+                f"comment {cid} is also under issue {seen[0]}{where}; a comment id belongs to one issue",
+                record=rec,
+                field=f"comments.{j}.id",
+            )
+
     def _csv(self, path: Path) -> Iterator[Record]:
         text = decode(read_bytes(path, self.progress), path, self.encoding)
+        allow_csv_fields()
+        cap = max_field_bytes()
         reader = csv.reader(io.StringIO(text, newline=""))
         try:
             for row in reader:
                 line = reader.line_num
                 if not row or all(not c.strip() for c in row):
                     continue
+                for k, cell in enumerate(row):
+                    if field_too_big(cell, cap):
+                        name = CSV_COLUMNS[k] if k < len(CSV_COLUMNS) else f"column {k + 1}"
+                        raise too_big(path, "field", cap, MAX_FIELD_ENV, line=line, field=name)
                 if len(row) < 4:
                     raise InputError(
                         path, f"expected 6 columns (url, title, created_at, state, labels, body), found {len(row)}", line=line
@@ -170,17 +224,22 @@ class GitHubSource(Source):
             raise InputError(path, f"malformed CSV: {exc}", line=reader.line_num) from None
 
 
+def _record(i: int, issue: dict) -> str:
+    number = issue.get("issue_number", issue.get("number"))
+    return f"{i} (issue {number})" if isinstance(number, (int, str)) and len(str(number)) < 30 else str(i)
+
+
 def _resolved(state: str, reason: str | None) -> bool:
     return state == "closed" and (reason in (None, "", "completed"))
 
 
-def _labels(value) -> list[str]:
+def _labels(value, path: Path, rec: str) -> list[str]:
     if not value:
         return []
     if isinstance(value, str):
         value = [value]
     out = []
-    for item in value:
+    for item in list_field(value, path, "labels", record=rec):
         name = item.get("name") if isinstance(item, dict) else item
         if name:
             out.append(str(name))

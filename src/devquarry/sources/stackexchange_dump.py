@@ -16,8 +16,12 @@ from lxml import etree
 from devquarry.errors import InputError
 from devquarry.model import Link, Record, Reply, Thread
 from devquarry.sources.base import Source, check_file, int_field, open_binary, time_field
+from devquarry.sources.limits import INT32_MAX, MAX_FIELD_ENV, field_too_big, max_field_bytes, too_big
 from devquarry.text import html_to_text, repair
 
+# Without huge_tree libxml2 stops at a token over 10,000,000 bytes (and caps entity expansion); it
+# is asked for only when the field cap allows fields that long.
+_LIBXML_MAX_TEXT = 10_000_000
 # Every recent dump carries these two placeholder posts; they are not real questions.
 FAKE_POST_IDS = {"1000000001", "1000000010"}
 LINK_TYPES = {"1": "related", "3": "duplicate"}
@@ -69,21 +73,24 @@ class StackExchangeDump(Source):
         }
 
     def records(self) -> Iterator[Record]:
-        kept: set[int] | None = set() if self.tags else None
+        kept: set[str] | None = set() if self.tags else None
+        self.current = self.posts
         for line, row in iter_rows(self.posts, self.progress):
             rec = self._post(row, line, kept)
             if rec is not None:
                 yield rec
         if self.links is not None:
+            self.current = self.links
             for line, row in iter_rows(self.links, self.progress):
                 link = self._link(row, line, kept)
                 if link is not None:
                     yield link
         if self.comments is not None:
+            self.current = self.comments
             for line, row in iter_rows(self.comments, self.progress):
                 yield self._comment(row, line)
 
-    def _post(self, row: dict, line: int, kept: set[int] | None) -> Record | None:
+    def _post(self, row: dict, line: int, kept: set[str] | None) -> Record | None:
         path = self.posts
         pid = _require(row, "Id", path, line)
         if pid in FAKE_POST_IDS:
@@ -94,7 +101,7 @@ class StackExchangeDump(Source):
             if kept is not None:
                 if not self.tags.intersection(t.lower() for t in tags):
                     return None
-                kept.add(int(pid))
+                kept.add(pid)
             text, code = html_to_text(row.get("Body"))
             closed = time_field(row.get("ClosedDate"), path, "ClosedDate", line=line)
             accepted = row.get("AcceptedAnswerId")
@@ -112,7 +119,7 @@ class StackExchangeDump(Source):
                 updated_at=time_field(row.get("LastActivityDate"), path, "LastActivityDate", line=line),
                 views=int_field(row.get("ViewCount"), path, "ViewCount", line=line),
                 score=int_field(row.get("Score"), path, "Score", line=line),
-                reply_count=int_field(row.get("AnswerCount"), path, "AnswerCount", line=line),
+                reply_count=int_field(row.get("AnswerCount"), path, "AnswerCount", line=line, limit=INT32_MAX),
                 accepted_reply_id=accepted,
                 is_resolved=accepted is not None,
                 closed_at=closed,
@@ -121,7 +128,7 @@ class StackExchangeDump(Source):
             )
         if ptype == "2":
             parent = _require(row, "ParentId", path, line)
-            if kept is not None and int(parent) not in kept:
+            if kept is not None and parent not in kept:
                 return None
             text, code = html_to_text(row.get("Body"))
             return Reply(
@@ -139,9 +146,9 @@ class StackExchangeDump(Source):
             )
         return None  # wiki excerpts, tag wikis, moderator nominations: not questions
 
-    def _link(self, row: dict, line: int, kept: set[int] | None) -> Link | None:
+    def _link(self, row: dict, line: int, kept: set[str] | None) -> Link | None:
         src = _require(row, "PostId", self.links, line)
-        if kept is not None and int(src) not in kept:
+        if kept is not None and src not in kept:
             return None
         ltype = row.get("LinkTypeId", "")
         return Link(
@@ -167,13 +174,20 @@ class StackExchangeDump(Source):
 
 
 def iter_rows(path: Path, progress) -> Iterator[tuple[int, dict]]:
-    """Yield (line, attributes) of each ``<row>``, clearing parsed elements as it goes."""
+    """Yield (line, attributes) of each ``<row>``, clearing parsed elements as it goes.
+
+    Dumps are streamed, so their total size is not capped; each attribute is (DEVQUARRY_MAX_FIELD_BYTES)."""
     check_file(path)
+    cap = max_field_bytes()
     with open_binary(path, progress) as fh:
-        parser = etree.iterparse(fh, events=("end",), tag="row", huge_tree=True, recover=False)
+        parser = etree.iterparse(fh, events=("end",), tag="row", huge_tree=cap >= _LIBXML_MAX_TEXT, recover=False)
         try:
             for _, el in parser:
-                yield el.sourceline, dict(el.attrib)
+                row = dict(el.attrib)
+                for name, value in row.items():
+                    if field_too_big(value, cap):
+                        raise too_big(path, "field", cap, MAX_FIELD_ENV, line=el.sourceline, field=name)
+                yield el.sourceline, row
                 el.clear()
                 parent = el.getparent()
                 if parent is not None:

@@ -12,7 +12,17 @@ from typing import Any
 
 from devquarry.errors import InputError
 from devquarry.model import Record, Thread
-from devquarry.sources.base import Source, decode, int_field, read_bytes, time_field
+from devquarry.sources.base import Source, decode, int_field, read_bytes, text_field, time_field
+from devquarry.sources.limits import (
+    INT32_MAX,
+    INT64_MAX,
+    MAX_DEPTH,
+    allow_csv_fields,
+    check_value,
+    human,
+    max_input_bytes,
+    too_big,
+)
 from devquarry.text import html_to_text, repair
 
 FIELDS = {
@@ -145,9 +155,11 @@ class TableSource(Source):
 
     def records(self) -> Iterator[Record]:
         for path in self.paths:
+            self.current = path
             rows = self._rows(path)
             header = None
             for line, row in rows:
+                check_value(row, path, line=line)
                 if header is None:
                     header = list(row)
                     self._check_header(path, header)
@@ -196,11 +208,16 @@ class TableSource(Source):
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise InputError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", line=n) from None
+                except RecursionError:
+                    raise InputError(path, f"values nest deeper than {MAX_DEPTH} levels", line=n) from None
+                except ValueError as exc:  # an integer literal of thousands of digits
+                    raise InputError(path, f"invalid JSON: {str(exc)[:80]}", line=n) from None
                 if not isinstance(obj, dict):
                     raise InputError(path, "expected a JSON object per line", line=n)
                 yield n, obj
             return
         delimiter = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
+        allow_csv_fields()
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
         try:
             if not reader.fieldnames:
@@ -219,7 +236,8 @@ class TableSource(Source):
     def _xlsx(self, path: Path) -> Iterator[tuple[int, dict]]:
         from openpyxl import load_workbook
 
-        read_bytes(path)  # the same checks as for other files (exists, not empty)
+        read_bytes(path)  # the same checks as for other files (exists, not empty, not over the cap)
+        _check_zip(path)
         try:
             wb = load_workbook(path, read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many types for a corrupt workbook
@@ -251,21 +269,26 @@ class TableSource(Source):
                 return value or None
             return value
 
-        url = get("url")
+        def text(field):
+            return text_field(get(field), path, m.get(field, field), line=line)
+
+        url = text("url")
         source_id = get("source_id")
+        if source_id is not None:
+            source_id = text_field(_whole(source_id), path, m["source_id"], line=line)
         if source_id is None:
             if url is None:
                 raise InputError(path, "row has neither an id nor a url", line=line, field=m.get("url") or m.get("source_id"))
             found = _ID_IN_URL.search(str(url))
             source_id = found.group(1) if found else str(url)
-        body_html = get("body_html")
-        text, code = html_to_text(body_html) if body_html else (repair(str(get("body") or "")), "")
+        body_html = text("body_html")
+        body, code = html_to_text(body_html) if body_html else (repair(text("body") or ""), "")
 
         def ts(field):
             return time_field(get(field), path, m.get(field, field), line=line)
 
-        def num(field):
-            return int_field(get(field), path, m.get(field, field), line=line)
+        def num(field, limit=INT64_MAX):
+            return int_field(get(field), path, m.get(field, field), line=line, limit=limit)
 
         resolved = get("is_resolved")
         if resolved is not None:
@@ -282,20 +305,22 @@ class TableSource(Source):
         if resolved is None and accepted_at is not None:
             resolved = True
         tags = get("tags")
-        if isinstance(tags, str):
-            tags = [t for t in re.split(r"[,;|<>]+", tags) if t.strip()]
-        label = get("label")
+        if isinstance(tags, list):
+            tags = [text_field(t, path, m["tags"], line=line) for t in tags if t is not None]
+        else:
+            tags = [t for t in re.split(r"[,;|<>]+", text("tags") or "") if t.strip()]
+        label = text("label")
         return Thread(
             source=self.source,
-            source_id=_id_text(source_id),
-            title=repair(str(get("title") or "")),
-            url=str(url) if url else None,
-            body_text=str(text),
+            source_id=source_id,
+            title=repair(text("title") or ""),
+            url=url,
+            body_text=body,
             body_html=body_html,
             code=code,
-            tags=[str(t).strip() for t in tags or []],
-            category=str(get("category")) if get("category") is not None else None,
-            author=str(get("author")) if get("author") is not None else None,
+            tags=[t.strip() for t in tags],
+            category=text("category"),
+            author=text("author"),
             created_at=ts("created_at"),
             updated_at=ts("updated_at"),
             accepted_at=accepted_at,
@@ -303,16 +328,33 @@ class TableSource(Source):
             closed_at=ts("closed_at"),
             views=num("views"),
             score=num("score"),
-            reply_count=num("reply_count"),
+            reply_count=num("reply_count", INT32_MAX),
             is_resolved=resolved,
-            state=get("state"),
-            label=str(label) if label is not None else None,
+            state=text("state"),
+            label=label,
             raw={k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in row.items()},
         )
 
 
-def _id_text(value) -> str:
+def _check_zip(path: Path) -> None:
+    """An xlsx is a zip: refuse one whose members would inflate past the input cap before openpyxl
+    inflates them. Python's zipfile stops each member at its declared size, so the sizes can be trusted."""
+    import zipfile
+
+    cap = max_input_bytes()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(path, f"not a readable XLSX workbook ({exc.__class__.__name__})") from None
+    total = sum(m.file_size for m in members)
+    if total > cap:
+        biggest = max(members, key=lambda m: m.file_size)
+        raise too_big(path, f"workbook once unzipped ({human(total)}; biggest member {biggest.filename})", cap)
+
+
+def _whole(value):
     # Spreadsheets hand numeric ids back as floats (20178.0).
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+        return int(value)
+    return value

@@ -11,7 +11,9 @@ time offset in seconds in ``raw`` and in the title.
 
 from __future__ import annotations
 
+import io
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from devquarry.errors import InputError
 from devquarry.model import Record, Thread
 from devquarry.sources.base import Source, decode, read_bytes
+from devquarry.sources.limits import MAX_FIELD_ENV, field_too_big, max_field_bytes, too_big
 from devquarry.text import repair
 
 SOURCE = "transcript"
@@ -43,15 +46,19 @@ def pack(sentences: list[tuple[str, float | None]], max_tokens: int) -> list[tup
         if n <= max_tokens:
             pieces.append((text, start, n))
             continue
-        words = text.split()  # one overlong sentence: cut it at word boundaries
+        # One overlong sentence: cut it at word boundaries. No token spans a space, so a chunk's
+        # count is the sum of its words' counts (kept running: recounting the chunk is quadratic).
         chunk: list[str] = []
-        for w in words:
-            if chunk and count_tokens(" ".join(chunk + [w])) > max_tokens:
-                pieces.append((" ".join(chunk), start, count_tokens(" ".join(chunk))))
-                chunk = []
+        used = 0
+        for w in text.split():
+            k = count_tokens(w)
+            if chunk and used + k > max_tokens:
+                pieces.append((" ".join(chunk), start, used))
+                chunk, used = [], 0
             chunk.append(w)
+            used += k
         if chunk:
-            pieces.append((" ".join(chunk), start, count_tokens(" ".join(chunk))))
+            pieces.append((" ".join(chunk), start, used))
     paragraphs: list[tuple[str, float | None]] = []
     current: list[str] = []
     current_start: float | None = None
@@ -83,29 +90,37 @@ def _cues(path: Path, text: str) -> list[tuple[float, str]]:
     from webvtt.errors import MalformedFileError
 
     try:
-        if path.suffix.lower() == ".srt":
-            captions = webvtt.from_srt(path)
-        else:
-            captions = webvtt.from_buffer(__import__("io").StringIO(text))
+        # From the text already read (and capped), never from the path again.
+        captions = webvtt.from_buffer(io.StringIO(text), format="srt" if path.suffix.lower() == ".srt" else "vtt")
     except (MalformedFileError, ValueError) as exc:
         raise InputError(path, f"not a valid caption file ({exc})") from None
-    return [(_seconds(c.start), " ".join(c.text.split())) for c in captions if c.text.strip()]
+    cap = max_field_bytes()
+    cues = []
+    for n, c in enumerate(captions, 1):
+        if field_too_big(c.text, cap):
+            raise too_big(path, "cue text", cap, MAX_FIELD_ENV, record=f"cue {n}", field="text")
+        if c.text.strip():
+            cues.append((_seconds(c.start), " ".join(c.text.split())))
+    return cues
 
 
 def _sentences_with_times(cues: list[tuple[float, str]]) -> list[tuple[str, float]]:
-    """Join the cues' text, split it into sentences, and give each the start of the cue it begins in."""
-    joined, starts = "", []
+    """Join the cues' text, split it into sentences, and give each the start of the cue it begins in.
+
+    Linear: cue offsets are ascending, so the cues a sentence begins after are found by bisection;
+    it gets the latest start among them (cues listed out of time order keep that rule)."""
+    offsets, latest, pos = [], [], 0
     for start, text in cues:
-        if joined:
-            joined += " "
-        starts.append((len(joined), start))
-        joined += text
+        offsets.append(pos)
+        latest.append(max(start, latest[-1]) if latest else start)
+        pos += len(text) + 1
+    joined = " ".join(text for _, text in cues)
     out, pos = [], 0
     for sentence in split_sentences(joined):
         at = joined.find(sentence, pos)
         pos = at + len(sentence)
-        begin = max((s for off, s in starts if off <= at), default=cues[0][0])
-        out.append((sentence, begin))
+        k = bisect_right(offsets, at) - 1
+        out.append((sentence, latest[k] if k >= 0 else cues[0][0]))
     return out
 
 
@@ -124,6 +139,7 @@ class TranscriptSource(Source):
 
     def records(self) -> Iterator[Record]:
         for path in self.paths:
+            self.current = path
             text = repair(decode(read_bytes(path, self.progress), path, self.encoding))
             suffix = path.suffix.lower()
             if suffix in (".vtt", ".srt"):
@@ -137,7 +153,10 @@ class TranscriptSource(Source):
             else:
                 raise InputError(path, f"unknown transcript format {suffix!r}; use .vtt, .srt or .txt")
             talk = path.stem
+            cap = max_field_bytes()
             for n, (body, start) in enumerate(paragraphs, 1):
+                if field_too_big(body, cap):  # one "word" of megabytes: no space to cut it at
+                    raise too_big(path, "paragraph", cap, MAX_FIELD_ENV, record=f"paragraph {n}", field="body_text")
                 when = f" [{int(start // 60):02d}:{int(start % 60):02d}]" if start is not None else ""
                 yield Thread(
                     source=SOURCE,
