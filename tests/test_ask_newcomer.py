@@ -125,3 +125,17 @@ def test_a_source_choice_filters_the_one_index(demo_copy):
     assert set(only.source) == {DEMO_SOURCE}
     # Choosing a source neither dropped the others from the index nor made the next call embed them again.
     assert again.attrs["index"]["added"] == 0 and only.attrs["index"]["removed"] == 0
+
+
+def test_lsa_ask_on_a_store_with_two_resolved_threads(tmp_path, shared):
+    """A small forum list has 2 resolved threads of 30: LSA's word cuts left no vocabulary (ValueError, exit 1)."""
+    from devquarry.embeddings.lsa import LSAEmbedder
+
+    db = tmp_path / "forum.duckdb"
+    assert run_cli("ingest", "discourse", str(shared / "discourse-openai-forum" / "latest.json"), db=db).returncode == 0
+    for _ in range(2):  # the second ask reopens the index
+        proc = run_cli("ask", "rate limit", "--embedding", "lsa", "--json", db=db)
+        assert proc.returncode == 0, proc.stderr
+        assert len(json.loads(proc.stdout)["hits"]) == 2
+    docs = ["rate limit error with the api key", "rate limit error with the api key again"]
+    assert LSAEmbedder().fit(docs).encode(docs).shape[0] == 2

@@ -25,8 +25,15 @@ class LSAEmbedder(Embedder):
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.pipeline import make_pipeline
 
+        texts = list(texts)
+        # Rare- and common-word cuts are made for corpora; a handful of texts (the few resolved
+        # threads of a small store) may have no word left after them, and then keeps every word.
         tfidf = TfidfVectorizer(stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True)
-        n_terms = tfidf.fit(texts).transform(texts).shape[1]
+        try:
+            n_terms = tfidf.fit(texts).transform(texts).shape[1]
+        except ValueError:
+            tfidf = TfidfVectorizer(stop_words="english", sublinear_tf=True)
+            n_terms = tfidf.fit(texts).transform(texts).shape[1]
         svd = TruncatedSVD(n_components=max(2, min(self.dims, n_terms - 1, len(texts) - 1)), random_state=self.seed)
         self.pipeline_ = make_pipeline(tfidf, svd).fit(texts)
         return self
