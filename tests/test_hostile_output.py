@@ -278,3 +278,10 @@ def test_any_commands_csv_output_starts_no_formula(hostile, tmp_path):
     assert f"'{FORMULA}" in cells and "'+1+2 plus" in cells and "'@SUM(1,1) at" in cells
     for v in cells:
         assert not v.startswith(TRIGGERS) or re.fullmatch(r"-[\d.e+-]+", v), v
+
+
+def test_bidi_overrides_do_not_reorder_a_printed_line():
+    from devquarry.safe_text import terminal_text
+
+    # "Trojan Source": U+202E shows the rest of the line reversed; isolates too. Other scripts stay.
+    assert terminal_text("safe\u202e)lave(\u2066x\u2069 中文 é") == "safe)lave(x 中文 é"

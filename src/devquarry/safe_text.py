@@ -16,8 +16,9 @@ _SEQUENCE = re.compile(
     r"|(?:\x1b[]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"  # OSC (titles, links), DCS, PM, APC
     r"|\x1b[ -/]*[0-~]?"  # any other escape
 )
-# C0 but tab and newline, DEL, C1.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 but tab and newline, DEL, C1, and the bidirectional overrides and isolates that make a
+# terminal show text in another order than it is (Trojan Source, CVE-2021-42574).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # The same, keeping carriage returns: a sheet cell may hold a CRLF line break.
 _SHEET_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _CR = re.compile(r"\r\n?")
