@@ -164,3 +164,36 @@ def test_cli_labels_import_shares_agreement(forum, tmp_path):
     assert {r["code"]: r["threads"] for r in shares}["B"] == 249
     one = run_cli("agreement", "--codebook", "chen2024-forum", db=db)
     assert one.returncode == 2 and "needs two raters" in one.stderr
+
+
+def test_headerless_numeric_sheets_and_agreement_between_named_raters(forum_labelled_db, tmp_path, shared):
+    """A second coder's xlsx without a header row and with numeric ids; training labels of a third
+    rater in the same store; `agreement --raters` compares the two coders only."""
+    from conftest import copy_store
+
+    db = copy_store(forum_labelled_db, tmp_path)
+    paper = pd.read_csv(shared / "openai-forum-labelled" / "annotated_questions.csv.gz")
+    paper = paper[paper.Label.notna()]
+    second = paper.iloc[:60][["ID", "Label"]].copy()
+    second.loc[second.index[:6], "Label"] = "F"  # six disagreements
+    second["ID"] = second.ID.astype(int)  # numbers in the cells, as spreadsheets store ids
+    second.to_excel(tmp_path / "second.xlsx", header=False, index=False)
+    train = paper.iloc[300:340][["ID", "Label"]].rename(columns={"ID": 2024, "Label": "code"})  # a numeric header cell
+    train.to_excel(tmp_path / "train.xlsx", index=False)
+    common = ["--source", "openai-forum-labelled", "--codebook", "chen2024-forum"]
+    for sheet, args in (
+        ("second.xlsx", ["--no-header", "--id-column", "1", "--label-column", "2", "--rater", "me"]),
+        ("train.xlsx", ["--id-column", "2024", "--label-column", "code", "--rater", "train"]),
+    ):
+        proc = run_cli("labels", "import", str(tmp_path / sheet), *common, *args, "--json", db=db)
+        assert proc.returncode == 0, proc.stderr
+    everyone = run_cli("agreement", "--codebook", "chen2024-forum", "--level", "0", "--json", db=db)
+    assert everyone.returncode == 2 and "no thread was coded by every rater" in everyone.stderr
+    two = run_cli("agreement", "--codebook", "chen2024-forum", "--level", "0", "--raters", "paper,me", "--json", db=db)
+    assert two.returncode == 0, two.stderr
+    result = json.loads(two.stdout)
+    result = result[0] if isinstance(result, list) else result
+    assert result["threads"] == 56 and result["raters"] == ["me", "paper"]  # 4 of the 60 are off-subject in the paper
+    assert 0.8 < result["percent_agreement"] < 1.0
+    unknown = run_cli("agreement", "--codebook", "chen2024-forum", "--raters", "paper,nobody", db=db)
+    assert unknown.returncode == 2 and "nobody" in unknown.stderr and len(unknown.stderr.strip().splitlines()) == 1

@@ -139,15 +139,20 @@ def parse_label(text, codebook: Codebook) -> ParsedLabel:
     return ParsedLabel(tuple(codes), "coded", uncertain)
 
 
-def read_sheet(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
+def read_sheet(path: str | Path, encoding: str = "utf-8", header: bool = True) -> pd.DataFrame:
+    """A label sheet as text cells. Without a header row (``header=False``) its columns are named by
+    number from 1; a header cell holding a number (an xlsx year, say) is named as text too."""
     from devquarry.sources.base import decode, read_bytes
 
     path = Path(path)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         read_bytes(path)
-        return pd.read_excel(path, sheet_name=0, dtype=str)
-    text = decode(read_bytes(path), path, encoding)
-    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        df = pd.read_excel(path, sheet_name=0, dtype=str, header=0 if header else None)
+    else:
+        text = decode(read_bytes(path), path, encoding)
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], header=0 if header else None)
+    df.columns = [str(c) for c in df.columns] if header else [str(i + 1) for i in range(df.shape[1])]
+    return df
 
 
 def import_labels_from_threads(store: Store, codebook: str | Codebook, source: str, rater: str = "source") -> pd.DataFrame:
@@ -170,6 +175,7 @@ def import_labels(
     source: str | None = None,
     id_column: str | None = None,
     encoding: str = "utf-8",
+    header: bool = True,
 ) -> pd.DataFrame:
     """Read hand labels from a sheet into the store; return counts per rater.
 
@@ -183,7 +189,7 @@ def import_labels(
         path, df = Path("(threads)"), sheet
     else:
         path = Path(sheet)
-        df = read_sheet(path, encoding)
+        df = read_sheet(path, encoding, header)
     if label_column:
         if label_column not in df.columns:
             raise InputError(path, f"no column {label_column!r}; columns: {', '.join(df.columns)}", field=label_column)
@@ -326,8 +332,9 @@ def fleiss_kappa(table: np.ndarray) -> float:
     return float((p_bar - p_e) / (1 - p_e)) if p_e < 1 else 1.0
 
 
-def agreement(store: Store, codebook: str, level: int = 0) -> dict:
-    """Agreement between raters on the primary code at a level, over threads every rater coded.
+def agreement(store: Store, codebook: str, level: int = 0, raters: list[str] | None = None) -> dict:
+    """Agreement between raters on the primary code at a level, over threads every rater coded;
+    ``raters`` picks them (other raters' labels, training labels say, are then left out).
 
     Returns kappa (Cohen's for two raters, Fleiss' for more), percent agreement, the number of
     threads compared, a confusion matrix (two raters) and the disagreements.
@@ -337,6 +344,16 @@ def agreement(store: Store, codebook: str, level: int = 0) -> dict:
     cb = load_codebook(codebook, store=store)
     df = labels_frame(store, codebook, level)
     df = df[(df.status == "coded") & df.primary.notna()]
+    if raters:
+        known = sorted(set(df.rater))
+        missing = [r for r in raters if r not in known]
+        if missing:
+            raise InputError(
+                store.path,
+                f"no coded labels by {', '.join(missing)} in {cb.id}; raters: {', '.join(known) or 'none'}",
+                field="raters",
+            )
+        df = df[df.rater.isin(raters)]
     wide = df.pivot_table(index=["source", "source_id"], columns="rater", values="primary", aggfunc="first").dropna()
     raters = list(wide.columns)
     if len(raters) < 2:

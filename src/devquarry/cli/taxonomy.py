@@ -110,6 +110,9 @@ def labels_import(
         Optional[str], typer.Option(help="Column with the threads' ids, when the sheet has no source_id column.")
     ] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV sheet.")] = "utf-8",
+    no_header: Annotated[
+        bool, typer.Option("--no-header", help="The sheet has no header row: name columns by number (--id-column 1).")
+    ] = False,
     from_threads: Annotated[
         bool,
         typer.Option(
@@ -142,6 +145,7 @@ def labels_import(
                 source=source,
                 id_column=id_column,
                 encoding=encoding,
+                header=not no_header,
             )
     emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table)
 
@@ -150,6 +154,9 @@ def labels_import(
 def agreement(
     codebook: Annotated[str, typer.Option(help="Codebook of the labels.")],
     level: Annotated[Optional[int], typer.Option(help="Level (0 = category); default every level.")] = None,
+    raters: Annotated[
+        Optional[str], typer.Option(help="Comma-separated raters to compare (default: every rater in the store).")
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -163,7 +170,8 @@ def agreement(
     with _store(db, read_only=True) as store:
         cb = load_codebook(codebook)
         levels = [level] if level is not None else list(range(len(cb.levels)))
-        results = [agree(store, codebook, lv) for lv in levels]
+        picked = [r.strip() for r in raters.split(",") if r.strip()] if raters else None
+        results = [agree(store, codebook, lv, raters=picked) for lv in levels]
     import pandas as pd
 
     if fmt == "csv":  # one row per level; the confusion matrices and disagreements are tables of their own
