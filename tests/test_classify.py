@@ -133,3 +133,18 @@ def test_cli_evaluate_with_a_gold_sheet(forum_db, shared):
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["n"] == 1038 and r["level"] == "category" and len(r["per_code"]) == 6
+
+
+def test_zero_shot_evaluation_keeps_rare_codes(forum_db):
+    """Nothing is trained, so a subcategory with fewer gold labels than folds still counts."""
+    from devquarry.classify import training_labels
+    from devquarry.codebooks import load_codebook
+    from devquarry.evaluate import evaluate
+
+    with Store(forum_db) as s:
+        gold = training_labels(s, load_codebook("chen2024-forum"), None, 1)
+        zero = evaluate(s, "chen2024-forum", method="zero-shot", embedding="lsa", level=1)
+        supervised_left_out = evaluate(s, "chen2024-forum", level=1)["left_out"]
+    rare = gold.primary.value_counts().lt(5).sum()
+    assert rare > 0 and len(supervised_left_out) == rare
+    assert zero["left_out"] == [] and zero["n"] == len(gold)

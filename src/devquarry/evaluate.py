@@ -64,13 +64,15 @@ def evaluate(
     """Machine codes against the hand labels in the store at a level (0 = category).
 
     ``supervised`` is cross-validated on those same labels; ``zero-shot`` uses no labels. Codes with
-    fewer than ``min_support`` (default: ``folds``) labelled threads are left out and listed."""
+    fewer than ``min_support`` labelled threads (default: ``folds`` for supervised, none left out for
+    zero-shot) are left out and listed."""
     cb = load_codebook(codebook)
     labels = training_labels(store, cb, rater, level)
     if labels.empty:
         raise InputError(store.path, f"no hand labels for {cb.id}")
     threads = store.threads().merge(labels, on=["source", "source_id"])
-    min_support = folds if min_support is None else min_support
+    if min_support is None:  # only training needs examples of a code; zero-shot scores every one
+        min_support = folds if method == "supervised" else 1
     counts = threads.primary.value_counts()
     dropped = sorted(counts[counts < min_support].index)
     threads = threads[~threads.primary.isin(dropped)]
