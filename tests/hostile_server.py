@@ -43,16 +43,6 @@ class HostileServer(LocalServer):
 
             do_GET = do_POST = _any
 
-            def send_raw(self, status: int, raw: bytes, headers: dict | None = None) -> None:
-                self.send_response(status)
-                for k, v in {"Content-Type": "application/json", "Content-Length": str(len(raw)), **(headers or {})}.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                try:
-                    self.wfile.write(raw)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
             def redirect(self, location: str) -> None:
                 self.send_raw(302, b"", {"Location": location})
 

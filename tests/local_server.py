@@ -36,10 +36,12 @@ class QuietHandler(BaseHTTPRequestHandler):
         raw = json.dumps(payload).encode()
         if truncate:
             raw = raw[: len(raw) // 2]
+        self.send_raw(status, raw, headers)
+
+    def send_raw(self, status: int, raw: bytes, headers: dict | None = None) -> None:
+        """``raw`` as the body (JSON by default; ``headers`` may say otherwise); a client that hung up is no error."""
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        for k, v in (headers or {}).items():
+        for k, v in {"Content-Type": "application/json", "Content-Length": str(len(raw)), **(headers or {})}.items():
             self.send_header(k, v)
         self.end_headers()
         try:
