@@ -1,11 +1,8 @@
-"""Coding threads into a codebook's codes: scikit-learn estimators, and running them over the store.
+"""Coding threads into a codebook's codes, and running the coders (``devquarry.coders``) over the store.
 
-- ``SupervisedCoder``: TF-IDF word and character n-grams and a linear SVM, calibrated (sigmoid)
-  so that scores are probabilities; multi-label aware (one calibrated model per code).
-- ``ZeroShotCoder``: no training; each code is described by its own text in the codebook (name,
-  description, keywords) and a thread takes the closest code by cosine similarity of embeddings,
-  category first, then a subcategory within it; below ``threshold`` it is ``unclassified``.
-- ``TopicCoder``: every member of a topic takes the topic's most frequent hand-labelled code.
+- supervised (``coders.supervised``): learns from hand labels;
+- zero-shot (``coders.zeroshot``): from the codebook's own text;
+- topic: every member of a topic takes the topic's most frequent hand-labelled code.
 """
 
 from __future__ import annotations
@@ -15,155 +12,20 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_union
-from sklearn.preprocessing import MultiLabelBinarizer
-from sklearn.svm import LinearSVC
 
 from devquarry.codebooks import Codebook, load_codebook
+from devquarry.coders.supervised import CHAR_FEATURES, WORD_FEATURES, SupervisedCoder, ThreadFeatures
+from devquarry.coders.zeroshot import UNCLASSIFIED, ZeroShotCoder
 from devquarry.errors import InputError
 from devquarry.reuse import labels_fingerprint, threads_fingerprint
 from devquarry.store import Store
 from devquarry.text import thread_text
 
-UNCLASSIFIED = "unclassified"
+__all__ = ["CHAR_FEATURES", "WORD_FEATURES", "SupervisedCoder", "ThreadFeatures", "UNCLASSIFIED", "ZeroShotCoder", "classify"]
+
 IRRELEVANT = "irrelevant"
 MIN_EXAMPLES = 3
 METHODS = ("supervised", "zero-shot", "topic")
-
-
-# The supervised coder's features: TF-IDF of word 1-2-grams and of character 3-5-grams.
-WORD_FEATURES = dict(sublinear_tf=True, min_df=2, ngram_range=(1, 2))
-CHAR_FEATURES = dict(sublinear_tf=True, analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_features=200_000)
-
-
-def _features():
-    return make_union(TfidfVectorizer(**WORD_FEATURES), TfidfVectorizer(**CHAR_FEATURES))
-
-
-class SupervisedCoder(ClassifierMixin, BaseEstimator):
-    """Learns codes from labelled texts. ``y`` is one code per text, or a list of codes per text
-    (multi-label: every code whose calibrated probability reaches 0.5, and at least the best one).
-
-    ``X`` is texts (the TF-IDF features are then learnt from the training texts), or rows of a
-    feature matrix from ``text_features`` (fit and predict must then both be given rows)."""
-
-    def __init__(self, C: float = 0.3, calibration_folds: int = 3) -> None:
-        self.C = C
-        self.calibration_folds = calibration_folds
-
-    def fit(self, X, y):
-        svm = LinearSVC(C=self.C, class_weight="balanced")
-        self.multi_label_ = len(y) > 0 and isinstance(y[0], (list, tuple))
-        if self.multi_label_:
-            self.binarizer_ = MultiLabelBinarizer().fit(y)
-            target = self.binarizer_.transform(y)
-            clf = OneVsRestClassifier(CalibratedClassifierCV(svm, method="sigmoid", cv=self.calibration_folds))
-            self.classes_ = self.binarizer_.classes_
-        else:
-            target = np.asarray(y, dtype=object)
-            counts = pd.Series(target).value_counts()
-            folds = int(max(2, min(self.calibration_folds, counts.min())))
-            clf = CalibratedClassifierCV(svm, method="sigmoid", cv=folds)
-        self.features_ = None if sp.issparse(X) else _features()
-        self.model_ = clf.fit(X if self.features_ is None else self.features_.fit_transform(list(X)), target)
-        if not self.multi_label_:
-            self.classes_ = self.model_.classes_
-        return self
-
-    def predict_proba(self, X) -> np.ndarray:
-        if self.features_ is None and not sp.issparse(X):
-            raise ValueError("this coder was fitted on feature rows: predict from rows of the same text_features")
-        return self.model_.predict_proba(X if self.features_ is None else self.features_.transform(list(X)))
-
-    def predict(self, X):
-        proba = self.predict_proba(X)
-        if not self.multi_label_:
-            return self.classes_[proba.argmax(axis=1)]
-        out = []
-        for row in proba:
-            picked = [self.classes_[i] for i in np.flatnonzero(row >= 0.5)] or [self.classes_[int(row.argmax())]]
-            out.append(picked)
-        return out
-
-
-class ThreadFeatures:
-    """TF-IDF features of a set of threads, computed once and shared by the coders of one
-    ``classify`` run (the code coder and the relevance coder), looked up by (source, source_id).
-    The vocabulary comes from every thread being coded or labelled, as text classifiers commonly
-    fit their unsupervised features on the whole corpus; labels never enter it."""
-
-    def __init__(self, *frames: pd.DataFrame) -> None:
-        rows = pd.concat([f[["source", "source_id", "title", "body_text"]] for f in frames], ignore_index=True)
-        rows = rows.drop_duplicates(["source", "source_id"]).reset_index(drop=True)
-        self.index = {key: n for n, key in enumerate(zip(rows.source, rows.source_id))}
-        self.matrix = _features().fit_transform([thread_text(t, b) for t, b in zip(rows.title, rows.body_text)]).tocsr()
-
-    def of(self, frame: pd.DataFrame) -> sp.csr_matrix:
-        return self.matrix[[self.index[key] for key in zip(frame.source, frame.source_id)]]
-
-
-class ZeroShotCoder(ClassifierMixin, BaseEstimator):
-    """Codes texts by similarity to the codebook's own descriptions; nothing to train.
-
-    ``fit(X)`` only fits the embedding where it learns from the corpus (LSA)."""
-
-    def __init__(
-        self, codebook: str = "chen2024-forum", embedding: str = "minilm", threshold: float = 0.15, level: int | None = None
-    ) -> None:
-        self.codebook = codebook
-        self.embedding = embedding
-        self.threshold = threshold
-        self.level = level
-
-    def fit(self, X=None, y=None):
-        from devquarry.embeddings import get_embedder
-
-        cb = load_codebook(self.codebook)
-        self.embedder_ = get_embedder(self.embedding)
-        if hasattr(self.embedder_, "fit") and X is not None:
-            self.embedder_.fit(list(X) + [c.text for c in cb.codes])
-        # A category is described by its own text and its subcategories' names and keywords.
-        texts = []
-        for c in cb.codes:
-            kids = [k for k in cb.codes if k.parent == c.id]
-            texts.append(". ".join([c.text] + [f"{k.name}, {', '.join(k.keywords)}" for k in kids]))
-        self.code_ids_ = [c.id for c in cb.codes]
-        self.code_vectors_ = self.embedder_.encode(texts)
-        self.codebook_ = cb
-        self.classes_ = np.array(self.code_ids_ + [UNCLASSIFIED], dtype=object)
-        return self
-
-    def scores(self, X) -> np.ndarray:
-        return self.embedder_.encode(list(X)) @ self.code_vectors_.T
-
-    def predict_with_scores(self, X) -> tuple[list[str], list[float]]:
-        cb = self.codebook_
-        sims = self.scores(X)
-        index = {c: i for i, c in enumerate(self.code_ids_)}
-        deepest = self.level if self.level is not None else len(cb.levels) - 1
-        codes, scores = [], []
-        for row in sims:
-            candidates = [c.id for c in cb.at_level(0)]
-            best, best_score = UNCLASSIFIED, float("nan")
-            for _depth in range(deepest + 1):
-                if not candidates:
-                    break
-                top = max(candidates, key=lambda c: row[index[c]])
-                if row[index[top]] < self.threshold:
-                    break
-                best, best_score = top, float(row[index[top]])
-                candidates = [c.id for c in cb.codes if c.parent == top]
-            codes.append(best)
-            scores.append(best_score)
-        return codes, scores
-
-    def predict(self, X):
-        return np.array(self.predict_with_scores(X)[0], dtype=object)
 
 
 def training_labels(
@@ -327,6 +189,10 @@ def _topic_codes(store: Store, threads: pd.DataFrame, labels: pd.DataFrame, topi
 
 
 def _save(store: Store, cb: Codebook, method: str, out: pd.DataFrame, params: dict, started) -> int:
+    if "rank" not in out:
+        # A thread's codes ranked by score: the first is its primary code.
+        out = out.assign(_s=out.score.fillna(-1.0)).sort_values(["source", "source_id", "_s"], ascending=[True, True, False])
+        out = out.assign(rank=out.groupby(["source", "source_id"]).cumcount()).drop(columns="_s")
     with store.transaction() as con:
         run_id = store.next_run_id()
         batch = pa.table(  # noqa: F841 (read by DuckDB)
@@ -338,9 +204,10 @@ def _save(store: Store, cb: Codebook, method: str, out: pd.DataFrame, params: di
                 "code": [str(c) for c in out.code],
                 "score": [None if pd.isna(s) else float(s) for s in out.score],
                 "method": [method] * len(out),
+                "rank": [int(r) for r in out["rank"]],
             }
         )
-        con.execute("INSERT INTO classification SELECT * FROM batch")
+        con.execute("INSERT INTO classification BY NAME SELECT * FROM batch")
         counts = out.code.value_counts().to_dict()
         store.record_run(
             run_id,

@@ -22,7 +22,7 @@ import pandas as pd
 
 from devquarry.errors import InputError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DEFAULT_DB = "devquarry.duckdb"
 DEFAULT_MEMORY_LIMIT = "1GB"
 TRACKED_PACKAGES = ("devquarry", "duckdb", "lxml", "pandas", "pyarrow", "jinja2", "plotly")
@@ -142,6 +142,17 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS run (
   run_id INTEGER PRIMARY KEY, command VARCHAR, params JSON, versions JSON,
   counts JSON, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)""",
+    # Version 9: a machine code's rank within its thread (0 = the primary code, the one shares count),
+    # and the answers of LLM coders, kept so that a re-run costs no call.
+    "ALTER TABLE classification ADD COLUMN IF NOT EXISTS rank INTEGER",
+    """UPDATE classification c SET rank = r.n FROM (
+  SELECT run_id, source, source_id, code,
+         row_number() OVER (PARTITION BY run_id, source, source_id ORDER BY score DESC NULLS LAST, code) - 1 AS n
+  FROM classification) r
+WHERE c.rank IS NULL AND c.run_id = r.run_id AND c.source = r.source AND c.source_id = r.source_id AND c.code = r.code""",
+    """CREATE TABLE IF NOT EXISTS llm_answer (
+  model VARCHAR NOT NULL, prompt_hash VARCHAR NOT NULL, sample INTEGER NOT NULL, answer VARCHAR,
+  created_at TIMESTAMPTZ, PRIMARY KEY (model, prompt_hash, sample))""",
     # Version 8 added reply.is_bot: a store made before gets the column and the flag here.
     "ALTER TABLE reply ADD COLUMN IF NOT EXISTS is_bot BOOLEAN",
     f"UPDATE reply SET is_bot = {bot_reply_sql()} WHERE is_bot IS NULL",

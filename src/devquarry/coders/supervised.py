@@ -1,0 +1,87 @@
+"""The lexical supervised coder: TF-IDF word and character n-grams and a linear SVM, calibrated
+(sigmoid) so that scores are probabilities; multi-label aware (one calibrated model per code)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_union
+from sklearn.preprocessing import MultiLabelBinarizer
+from sklearn.svm import LinearSVC
+
+from devquarry.text import thread_text
+
+# The supervised coder's features: TF-IDF of word 1-2-grams and of character 3-5-grams.
+WORD_FEATURES = dict(sublinear_tf=True, min_df=2, ngram_range=(1, 2))
+CHAR_FEATURES = dict(sublinear_tf=True, analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_features=200_000)
+
+
+def _features():
+    return make_union(TfidfVectorizer(**WORD_FEATURES), TfidfVectorizer(**CHAR_FEATURES))
+
+
+class SupervisedCoder(ClassifierMixin, BaseEstimator):
+    """Learns codes from labelled texts. ``y`` is one code per text, or a list of codes per text
+    (multi-label: every code whose calibrated probability reaches 0.5, and at least the best one).
+
+    ``X`` is texts (the TF-IDF features are then learnt from the training texts), or rows of a
+    feature matrix from ``text_features`` (fit and predict must then both be given rows)."""
+
+    def __init__(self, C: float = 0.3, calibration_folds: int = 3) -> None:
+        self.C = C
+        self.calibration_folds = calibration_folds
+
+    def fit(self, X, y):
+        svm = LinearSVC(C=self.C, class_weight="balanced")
+        self.multi_label_ = len(y) > 0 and isinstance(y[0], (list, tuple))
+        if self.multi_label_:
+            self.binarizer_ = MultiLabelBinarizer().fit(y)
+            target = self.binarizer_.transform(y)
+            clf = OneVsRestClassifier(CalibratedClassifierCV(svm, method="sigmoid", cv=self.calibration_folds))
+            self.classes_ = self.binarizer_.classes_
+        else:
+            target = np.asarray(y, dtype=object)
+            counts = pd.Series(target).value_counts()
+            folds = int(max(2, min(self.calibration_folds, counts.min())))
+            clf = CalibratedClassifierCV(svm, method="sigmoid", cv=folds)
+        self.features_ = None if sp.issparse(X) else _features()
+        self.model_ = clf.fit(X if self.features_ is None else self.features_.fit_transform(list(X)), target)
+        if not self.multi_label_:
+            self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        if self.features_ is None and not sp.issparse(X):
+            raise ValueError("this coder was fitted on feature rows: predict from rows of the same text_features")
+        return self.model_.predict_proba(X if self.features_ is None else self.features_.transform(list(X)))
+
+    def predict(self, X):
+        proba = self.predict_proba(X)
+        if not self.multi_label_:
+            return self.classes_[proba.argmax(axis=1)]
+        out = []
+        for row in proba:
+            picked = [self.classes_[i] for i in np.flatnonzero(row >= 0.5)] or [self.classes_[int(row.argmax())]]
+            out.append(picked)
+        return out
+
+
+class ThreadFeatures:
+    """TF-IDF features of a set of threads, computed once and shared by the coders of one
+    ``classify`` run (the code coder and the relevance coder), looked up by (source, source_id).
+    The vocabulary comes from every thread being coded or labelled, as text classifiers commonly
+    fit their unsupervised features on the whole corpus; labels never enter it."""
+
+    def __init__(self, *frames: pd.DataFrame) -> None:
+        rows = pd.concat([f[["source", "source_id", "title", "body_text"]] for f in frames], ignore_index=True)
+        rows = rows.drop_duplicates(["source", "source_id"]).reset_index(drop=True)
+        self.index = {key: n for n, key in enumerate(zip(rows.source, rows.source_id))}
+        self.matrix = _features().fit_transform([thread_text(t, b) for t, b in zip(rows.title, rows.body_text)]).tocsr()
+
+    def of(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        return self.matrix[[self.index[key] for key in zip(frame.source, frame.source_id)]]
