@@ -19,8 +19,8 @@ def test_forum_titles_supervised_cross_validated(forum_db):
     from devquarry.evaluate import evaluate
 
     with Store(forum_db) as s:
-        cat = evaluate(s, "chen2024-forum", level=0)
-        sub = evaluate(s, "chen2024-forum", level=1)
+        cat = evaluate(s, "chen2024-forum", level=0, cross_validate=True)
+        sub = evaluate(s, "chen2024-forum", level=1, cross_validate=True)
     assert cat["n"] == 1038 and cat["cross_validated"] == "5-fold" and len(cat["per_code"]) == 6
     # Titles alone: far below the coders' 0.812 (see README), but well above chance.
     assert 0.25 < cat["kappa"] < 0.6 and cat["accuracy"] > 0.4
@@ -33,7 +33,7 @@ def test_stackoverflow_api_categories(so_labelled_db):
 
     with Store(so_labelled_db, read_only=True) as s:
         assert (labels_frame(s, "chen2025-so-api", 0).status == "coded").sum() == 2299
-        r = evaluate(s, "chen2025-so-api")
+        r = evaluate(s, "chen2025-so-api", cross_validate=True)
     assert r["n"] == 2299 and 0.7 < r["kappa"] < 0.9
     per = r["per_code"].set_index("code")
     assert per.loc["audio", "f1"] > 0.9 and per.loc["embeddings", "f1"] > 0.8
@@ -114,25 +114,26 @@ def test_multi_label_coder(forum_db):
     assert isinstance(pred[0], list) and "C" in pred[0]
 
 
-def test_cli_evaluate_with_a_gold_sheet(forum_db, shared):
-    proc = run_cli(
-        "evaluate",
-        "--codebook",
-        "chen2024-forum",
-        "--gold",
-        str(shared / "openai-forum-labelled" / "annotated_questions.csv.gz"),
-        "--label-column",
-        "Label",
-        "--source",
-        "openai-forum-labelled",
-        "--id-column",
-        "ID",
-        "--json",
-        db=forum_db,
-    )
+def test_cli_evaluate_with_a_gold_sheet(forum_db, shared, tmp_path):
+    """A gold sheet of the latest fifth of the questions: the coder learns from the paper's labels of
+    the other threads only (those on gold threads are left out and counted)."""
+    import pandas as pd
+
+    sheet = pd.read_csv(shared / "openai-forum-labelled" / "annotated_questions.csv.gz").sort_values("ID").tail(237)
+    sheet[["ID", "Label"]].to_csv(tmp_path / "gold.csv", index=False)
+    db = copy_store(forum_db, tmp_path)
+    args = ["evaluate", "--codebook", "chen2024-forum", "--gold", str(tmp_path / "gold.csv"), "--label-column", "Label"]
+    proc = run_cli(*args, "--source", "openai-forum-labelled", "--id-column", "ID", "--json", db=db)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
-    assert r["n"] == 1038 and r["level"] == "category" and len(r["per_code"]) == 6
+    assert r["mode"] == "held-out" and r["gold"] == "gold" and r["n"] == 212 and len(r["per_code"]) == 6
+    assert r["trained_on"] == {
+        "raters": ["paper"],
+        "sources": ["openai-forum-labelled"],
+        "threads": 826,
+        "left_out_gold_threads": 212,
+    }
+    assert r["level"] == "category" and 0.3 < r["kappa"] < 0.6
 
 
 def test_zero_shot_evaluation_keeps_rare_codes(forum_db):
@@ -144,7 +145,7 @@ def test_zero_shot_evaluation_keeps_rare_codes(forum_db):
     with Store(forum_db) as s:
         gold = training_labels(s, load_codebook("chen2024-forum"), None, 1)
         zero = evaluate(s, "chen2024-forum", method="zero-shot", embedding="lsa", level=1)
-        supervised_left_out = evaluate(s, "chen2024-forum", level=1)["left_out"]
+        supervised_left_out = evaluate(s, "chen2024-forum", level=1, cross_validate=True)["left_out"]
     rare = gold.primary.value_counts().lt(5).sum()
     assert rare > 0 and len(supervised_left_out) == rare
     assert zero["left_out"] == [] and zero["n"] == len(gold)

@@ -25,25 +25,125 @@ __all__ = ["CHAR_FEATURES", "WORD_FEATURES", "SupervisedCoder", "ThreadFeatures"
 
 IRRELEVANT = "irrelevant"
 MIN_EXAMPLES = 3
-METHODS = ("supervised", "zero-shot", "topic")
+METHODS = ("supervised", "zero-shot", "topic", "llm")
+# A multi-label codebook's runner-up codes at least this likely are kept as secondary codes.
+SECONDARY_MIN_SCORE = 0.3
 
 
 def training_labels(
-    store: Store, codebook: Codebook, rater: str | None = None, level: int | None = None, keep_irrelevant: bool = False
+    store: Store,
+    codebook: Codebook,
+    rater: str | None = None,
+    level: int | None = None,
+    keep_irrelevant: bool = False,
+    *,
+    raters: list[str] | None = None,
+    sources: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Threads with their hand-labelled primary code (at ``level``) and all codes, for training."""
+    """Threads with their hand-labelled primary code (at ``level``) and all codes, for training:
+    the labels of ``raters`` (or ``rater``; default every rater) on threads of ``sources``."""
     from devquarry.labeling import labels_frame
 
     df = labels_frame(store, codebook.id, level)
-    if rater:
-        df = df[df.rater == rater]
+    wanted = list(raters or ([rater] if rater else []))
+    if wanted:
+        missing = sorted(set(wanted) - set(df.rater))
+        if missing:
+            raise InputError(
+                store.path,
+                f"no labels by {', '.join(missing)} for {codebook.id}; raters: {', '.join(sorted(set(df.rater)))}",
+                field="rater",
+            )
+        df = df[df.rater.isin(wanted)]
+    if sources:
+        df = df[df.source.isin(sources)]
     df = df[
         ((df.status == "coded") & df.primary.notna()) | (df.status == IRRELEVANT)
         if keep_irrelevant
         else (df.status == "coded") & df.primary.notna()
     ]
-    # One label per thread: the first rater's in name order (a rater named with --rater wins above).
-    return df.sort_values("rater").drop_duplicates(["source", "source_id"])
+    # One label per thread: the first rater's in name order.
+    return df.sort_values("rater").drop_duplicates(["source", "source_id"]).reset_index(drop=True)
+
+
+def counting(cb: Codebook) -> str:
+    """How a codebook's codes are counted in shares: by each thread's ``primary`` code, or ``any``
+    code it has (a multi-label codebook whose coders named no code first)."""
+    return "primary" if cb.primary_code or not cb.multi_label else "any"
+
+
+def _coder_name(cb: Codebook, coder: str | None) -> str:
+    from devquarry.coders.registry import available, default_coder
+
+    name = coder or default_coder(cb.id)
+    if not available(name):
+        if coder:
+            from devquarry.coders.registry import CODERS
+
+            raise InputError(None, f"coder {coder!r} is not available here; coders: {', '.join(CODERS)}", field="coder")
+        name = "lexical"
+    return name
+
+
+def code_threads(
+    threads: pd.DataFrame,
+    labels: pd.DataFrame,
+    cb: Codebook,
+    *,
+    coder: str = "lexical",
+    features: ThreadFeatures | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """Train a coder on ``labels`` (threads with ``primary`` and ``codes``, text included) and code
+    ``threads``. Returns one row per (thread, code) with its score and rank (0 = primary), and what
+    was learnt. A thread's codes depend only on the training labels and its own text."""
+    counts = labels.primary.value_counts()
+    # Calibration needs a few examples of each code; rarer codes cannot be learnt.
+    too_rare = sorted(counts[counts < MIN_EXAMPLES].index)
+    keyed = labels[~labels.primary.isin(too_rare)]
+    if keyed.primary.nunique() < 2:
+        raise InputError(
+            None,
+            f"supervised coding needs labelled threads of at least two codes with {MIN_EXAMPLES}+ labels each "
+            f"(the training labels have {keyed.primary.nunique()})",
+            field="rater",
+        )
+    features = features or ThreadFeatures(keyed, apply_to=[threads])
+    lexical = coder == "lexical"
+
+    def x(frame):
+        return features.of(frame) if lexical else [thread_text(t, b) for t, b in zip(frame.title, frame.body_text)]
+
+    info = {"coder": coder, "codes_too_rare_to_learn": too_rare, "training_threads": len(keyed)}
+    if cb.multi_label and not cb.primary_code:
+        # Every code a coder gave (at this level) is a target; a thread may get several.
+        from devquarry.coders.supervised import SupervisedCoder as MultiCoder
+
+        targets = [[c for c in codes if c not in too_rare] or [p] for codes, p in zip(keyed.codes, keyed.primary)]
+        model = MultiCoder().fit(features.of(keyed), targets)
+        rows_x = features.of(threads)
+        proba, picked = model.predict_proba(rows_x), model.predict(rows_x)
+        col = {c: i for i, c in enumerate(model.classes_)}
+        chosen = [sorted(cs, key=lambda c, i=i: -proba[i, col[c]]) for i, cs in enumerate(picked)]
+        info["coder"] = "lexical (multi-label)"
+    else:
+        from devquarry.coders.registry import make_coder
+
+        model = make_coder(coder).fit(x(keyed), keyed.primary.tolist())
+        proba = model.predict_proba(x(threads))
+        col = {c: i for i, c in enumerate(model.classes_)}
+        chosen = []
+        for row in proba:
+            order = [model.classes_[i] for i in np.argsort(-row, kind="stable")]
+            # A multi-label codebook keeps the runners-up that are likely enough as secondary codes.
+            chosen.append(order[:1] + ([c for c in order[1:] if row[col[c]] >= SECONDARY_MIN_SCORE] if cb.multi_label else []))
+    src, sid = threads.source.tolist(), threads.source_id.tolist()
+    out = pd.DataFrame(
+        [(src[i], sid[i], c, float(proba[i, col[c]]), rank) for i, codes in enumerate(chosen) for rank, c in enumerate(codes)],
+        columns=["source", "source_id", "code", "score", "rank"],
+    )
+    info["classes"] = [str(c) for c in model.classes_]
+    info["proba"] = proba
+    return out, info
 
 
 def classify(
@@ -51,16 +151,28 @@ def classify(
     codebook: str,
     *,
     method: str = "supervised",
+    coder: str | None = None,
     rater: str | None = None,
+    train_raters: list[str] | None = None,
+    train_sources: list[str] | None = None,
     level: int | None = None,
     embedding: str | None = None,
     threshold: float = 0.15,
     sources: list[str] | None = None,
     topic_run: int | None = None,
     relevance: bool | None = None,
+    llm=None,
+    max_threads: int | None = None,
+    progress=None,
+    notify=None,
 ) -> pd.DataFrame:
     """Code every thread (of ``sources``) and save the result as a run; returns one row per
-    (thread, code): a multi-label codebook's supervised coder may give a thread several codes.
+    (thread, code) with its score and rank (0 = the primary code, the one shares count).
+
+    The training labels are chosen apart from the threads coded: those of ``train_raters`` (or
+    ``rater``; default every rater) on threads of ``train_sources`` (default every source). The
+    coder (``coder``, default the codebook's best measured one, see ``devquarry.coders.registry``)
+    learns from them only, so a thread's code does not depend on what else is in the store.
 
     ``relevance`` (supervised only; by default on when the hand labels mark at least a few threads
     irrelevant to the codebook): a first coder, trained on relevant against irrelevant labels,
@@ -73,77 +185,117 @@ def classify(
         from devquarry.embeddings import get_embedder
 
         get_embedder(embedding or "minilm")  # a missing extra (minilm, static) stops here, before the threads are read
+    raters = list(train_raters or ([rater] if rater else [])) or None
     every = store.threads()
     threads = every[every.source.isin(sources)] if sources else every
     threads = threads.reset_index(drop=True)
     if threads.empty:
-        raise InputError(store.path, "no threads to classify")
+        raise InputError(store.path, "no threads to classify" + (f" in {', '.join(sources)}" if sources else ""))
+    info: dict = {}
+    gate = None
     if method == "zero-shot":
         texts = [thread_text(t, b) for t, b in zip(threads.title, threads.body_text)]
-        coder = ZeroShotCoder(cb.id, embedding or "minilm", threshold, level).fit(texts)
-        codes, scores = coder.predict_with_scores(texts)
+        zs = ZeroShotCoder(cb.id, embedding or "minilm", threshold, level).fit(texts)
+        codes, scores = zs.predict_with_scores(texts)
+        out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
+    elif method == "llm":
+        out, info = _llm(store, cb, threads, every, raters, train_sources, level, llm, max_threads, progress, notify)
     else:
         level = 0 if level is None else level
-        labels = training_labels(store, cb, rater, level)
-        if labels.empty:
-            raise InputError(store.path, f"no hand labels for {cb.id} to learn from; import some with `devquarry labels import`")
-        if method == "supervised":
-            keyed = threads.merge(labels, on=["source", "source_id"], how="inner")
-            gate_labels = training_labels(store, cb, rater, level, keep_irrelevant=True) if relevance is not False else labels
-            features = ThreadFeatures(threads, every.merge(gate_labels[["source", "source_id"]], on=["source", "source_id"]))
-            # Calibration needs a few examples of each code; rarer codes cannot be learnt.
-            counts = keyed.primary.value_counts()
-            too_rare = sorted(counts[counts < MIN_EXAMPLES].index)
-            keyed = keyed[~keyed.primary.isin(too_rare)]
-            if keyed.primary.nunique() < 2:
-                raise InputError(store.path, "supervised coding needs labelled threads of at least two codes")
-            if cb.multi_label:
-                # Every code a coder gave (at this level) is a target; a thread may get several.
-                targets = [[c for c in codes if c not in too_rare] or [p] for codes, p in zip(keyed.codes, keyed.primary)]
-                coder = SupervisedCoder().fit(features.of(keyed), targets)
-                rows_x = features.of(threads)
-                proba, picked = coder.predict_proba(rows_x), coder.predict(rows_x)
-                col = {c: i for i, c in enumerate(coder.classes_)}
-                rows = [(i, c, float(proba[i, col[c]])) for i, cs in enumerate(picked) for c in cs]
-                threads = threads.iloc[[i for i, _, _ in rows]].reset_index(drop=True)
-                codes, scores = [c for _, c, _ in rows], [s for _, _, s in rows]
-            else:
-                coder = SupervisedCoder().fit(features.of(keyed), keyed.primary.tolist())
-                proba = coder.predict_proba(features.of(threads))
-                codes = list(coder.classes_[proba.argmax(axis=1)])
-                scores = list(proba.max(axis=1))
-        else:
+        labels = _labels_with_text(store, cb, every, raters, train_sources, level)
+        info["trained_raters"] = sorted(set(labels.rater))
+        if method == "topic":
             codes, scores = _topic_codes(store, threads, labels, topic_run)
-    out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
-    gate = None
-    if method == "supervised" and relevance is not False:
-        gate = _relevance(store, every, features, gate_labels, cb, out, relevance)
-        if gate is not None:
-            out = gate
-    _save(
+            out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
+        else:
+            info["coder"] = _coder_name(cb, coder)
+            gate_labels = None
+            if relevance is not False:
+                gate_labels = _labels_with_text(store, cb, every, raters, train_sources, level, keep_irrelevant=True)
+            # The vocabulary comes from the training threads only; every thread coded is transformed once.
+            features = ThreadFeatures(labels if gate_labels is None else gate_labels, apply_to=[threads])
+            out, learnt = code_threads(threads, labels, cb, coder=info["coder"], features=features)
+            info.update({k: v for k, v in learnt.items() if k != "proba"})
+            if gate_labels is not None:
+                gate = _relevance(store, features, gate_labels, cb, out, relevance)
+                if gate is not None:
+                    out = gate
+    run_id = _save(
         store,
         cb,
         method,
         out,
         {
             "method": method,
-            "rater": rater,
+            **info,
+            "train_raters": raters,
+            "train_sources": train_sources,
             "level": level,
             "embedding": embedding,
             "threshold": threshold,
             "sources": sources,
-            "codes_too_rare_to_learn": too_rare if method == "supervised" else [],
+            "counting": counting(cb),
             "relevance": gate is not None,
             "inputs": f"{threads_fingerprint(every)}/{labels_fingerprint(store, cb.id)}",
         },
         started,
     )
+    out.attrs.update(run_id=run_id, counting=counting(cb), **{k: v for k, v in info.items() if k != "classes"})
     return out
+
+
+def _labels_with_text(
+    store: Store,
+    cb: Codebook,
+    every: pd.DataFrame,
+    raters: list[str] | None,
+    sources: list[str] | None,
+    level: int | None,
+    keep_irrelevant: bool = False,
+) -> pd.DataFrame:
+    """The training labels joined to their threads' text; an empty set is an error naming the filter."""
+    labels = training_labels(store, cb, level=level, raters=raters, sources=sources, keep_irrelevant=keep_irrelevant)
+    if labels.empty:
+        picked = " and ".join(
+            p for p in (f"raters {', '.join(raters)}" if raters else "", f"sources {', '.join(sources)}" if sources else "") if p
+        )
+        raise InputError(
+            store.path,
+            f"no hand labels for {cb.id}{' from ' + picked if picked else ''} to learn from; "
+            "import some with `devquarry labels import`",
+        )
+    return every.merge(labels, on=["source", "source_id"], how="inner")
+
+
+def _llm(store, cb, threads, every, raters, train_sources, level, settings, max_threads, progress, notify):
+    from devquarry.coders.llm import LLMSettings, estimate, llm_code
+
+    settings = settings or LLMSettings.from_env()
+    examples = None
+    try:
+        # Labels at their own depth: the coder rolls deeper codes up to the level it codes.
+        examples = _labels_with_text(store, cb, every, raters, train_sources, None)
+    except InputError:
+        if raters or train_sources:
+            raise
+    todo = threads.head(max_threads) if max_threads is not None else threads
+    cost = estimate(cb, todo, examples, settings, level=level, store=store)
+    if notify:  # before any call: what the run will cost
+        notify(
+            f"estimate: {cost['threads']:,} threads, {cost['calls']:,} calls to {settings.model} "
+            f"({cost['cached']:,} answers cached), about {cost['prompt_tokens']:,} prompt and "
+            f"{cost['answer_tokens']:,} answer tokens"
+        )
+    out = llm_code(store, cb, threads, examples, settings, level=level, max_threads=max_threads, progress=progress)
+    info = {"model": settings.model, "samples": settings.samples, "examples": settings.examples, "max_threads": max_threads}
+    if examples is not None:
+        info["trained_raters"] = sorted(set(examples.rater))
+    info.update({k: v for k, v in out.attrs.items() if isinstance(v, (int, float, str))})
+    return out, info
 
 
 def _relevance(
     store: Store,
-    threads: pd.DataFrame,
     features: ThreadFeatures,
     labels: pd.DataFrame,
     cb: Codebook,
@@ -158,7 +310,7 @@ def _relevance(
                 store.path, f"relevance coding needs hand labels marking threads irrelevant to {cb.id} (found {n_irrelevant})"
             )
         return None
-    keyed = threads.merge(labels, on=["source", "source_id"], how="inner")
+    keyed = labels
     target = np.where(keyed.status == IRRELEVANT, IRRELEVANT, "relevant")
     gate = SupervisedCoder().fit(features.of(keyed), target.tolist())
     ids = coded[["source", "source_id"]].drop_duplicates().reset_index(drop=True)
@@ -168,7 +320,9 @@ def _relevance(
     off = ids[ids.p_irrelevant >= 0.5]
     keep = coded.merge(off[["source", "source_id"]], on=["source", "source_id"], how="left", indicator=True)
     keep = keep[keep._merge == "left_only"].drop(columns="_merge")
-    aside = pd.DataFrame({"source": off.source, "source_id": off.source_id, "code": IRRELEVANT, "score": off.p_irrelevant})
+    aside = pd.DataFrame(
+        {"source": off.source, "source_id": off.source_id, "code": IRRELEVANT, "score": off.p_irrelevant, "rank": 0}
+    )
     return pd.concat([keep, aside], ignore_index=True)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from devquarry.codebooks import load_codebook
-from devquarry.metrics import ROWS_BY_CODE, check_codes_choice, metrics, resolve_codes
+from devquarry.metrics import check_codes_choice, metrics, resolve_codes, rows_by_code
 from devquarry.store import Store
 
 MEASURES = ("threads", "share", "pct_unresolved", "pct_no_reply", "hours_to_first_reply_median")
@@ -23,25 +23,26 @@ def compare(
     by: str = "code",
     labels: str | None = None,
     run: int | None = None,
+    count: str | None = None,
 ) -> pd.DataFrame:
     """Long table: one row per (group, source) with the chosen measures and their intervals.
-    ``by="category"`` compares forum categories or tags instead of codes."""
+    ``by="category"`` compares forum categories or tags instead of codes; ``count`` as in ``metrics``."""
     check_codes_choice(by, labels, run)
-    codes = resolve_codes(store, codebook, labels=labels, run=run) if by == "code" else None
+    codes = resolve_codes(store, codebook, labels=labels, run=run, count=count) if by == "code" else None
     if codes is not None:
-        codebook, labels, run = codes.codebook, codes.rater, codes.run
+        codebook, labels, run, count = codes.codebook, codes.rater, codes.run, codes.count
     if sources is None:
         sources = [r[0] for r in store.con.execute("SELECT DISTINCT source FROM thread ORDER BY source").fetchall()]
     frames = []
     for src in sources:
-        m = metrics(store, by, codebook=codebook, sources=[src], labels=labels, run=run)
+        m = metrics(store, by, codebook=codebook, sources=[src], labels=labels, run=run, count=count)
         if m.empty or m.threads.iloc[0] == 0 or len(m) == 1:
             continue
         cols = ["group"] + [c for c in m.columns if c in measures or any(c == f"{x}_{e}" for x in measures for e in ("lo", "hi"))]
         frames.append(m[cols].assign(source=src))
     attrs = {"codebook": codebook, "by": by}
     if codes is not None:
-        attrs.update(codes_from=codes.description, rows=ROWS_BY_CODE)
+        attrs.update(codes_from=codes.description, rows=rows_by_code(codes), count=codes.count)
     if not frames:
         out = pd.DataFrame(columns=["group", "source", *measures])
         out.attrs.update(attrs)

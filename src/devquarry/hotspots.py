@@ -162,13 +162,14 @@ def hotspots(
     period: str = "quarter",
     labels: str | None = None,
     run: int | None = None,
+    count: str | None = None,
 ) -> pd.DataFrame:
     """Every group with at least ``min_threads`` threads, scored and ranked; hotspots first.
     ``labels``/``run`` choose the codes of ``by="code"`` as in ``metrics``; without a codebook the
     store's own is used (``metrics.code_grouping``, as the command and the report do), the choice in
     ``attrs["grouping_note"]``."""
     by, codebook, note = code_grouping(store, by, codebook)
-    m = metrics(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run)
+    m = metrics(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run, count=count)
     # Threads set aside as off-subject or left uncoded are not a challenge to act on.
     m = m[(m.group != "(all)") & (m.threads >= min_threads) & ~m.group.isin(_OFF)]
     if m.empty:
@@ -186,7 +187,7 @@ def hotspots(
         )
     m = score(m)
     limit_fix = {c: fix.id for fix in load_codebook(PLAYBOOK).codes for c in fix.applies_to.get(LIMITS, [])}
-    select_groups(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run)
+    select_groups(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run, count=count)
     try:
         evidence = _limit_evidence(store, limit_fix)
         ex = store.query(
@@ -226,8 +227,10 @@ def hotspots(
         )
     # The columns even when no group is left (every thread of a coding run unclassified, say).
     extra = pd.DataFrame(rows, index=m.index, columns=["fix", "fix_support", "fix_basis", "limit", "limit_share", "examples"])
+    said = {k: m.attrs[k] for k in ("codes_from", "count", "rows") if k in m.attrs}
     m = pd.concat([m, extra], axis=1)
     m.attrs.update(
+        **said,
         by=by,
         codebook=codebook,
         min_threads=min_threads,

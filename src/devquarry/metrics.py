@@ -17,8 +17,10 @@ Grouped by code, a row counts the threads having that code (a thread with severa
 each of them) and the ``(all)`` row counts every thread once, all its figures over distinct
 threads. The codes come from one place, stated in ``attrs["codes_from"]``: a classify run
 (``run=``, by default the latest of the codebook) or one rater's hand labels (``labels=``; by
-default, where no run exists, each thread's first rater in name order), the primary code of
-threads coded (not those marked irrelevant).
+default, where no run exists, each thread's first rater in name order), of threads coded (not
+those marked irrelevant). ``count`` says which of a thread's codes count: its ``primary`` code
+(the default, but for a multi-label codebook whose coders named no code first), so that shares
+add up to 100%, or ``any`` code it has (a thread with several is in each of them).
 """
 
 from __future__ import annotations
@@ -112,18 +114,22 @@ class Codes:
     run: int | None
     rater: str | None
     description: str
+    count: str = "primary"
 
     def join(self) -> tuple[str, list]:
         """SQL joining the threads ``t`` to their codes ``c``, with its parameters."""
         on = "c.source = t.source AND c.source_id = t.source_id"
         if self.run is not None:
-            return f"JOIN classification c ON {on} AND c.run_id = {int(self.run)}", []
+            first = " AND coalesce(c.rank, 0) = 0" if self.count == "primary" else ""
+            return f"JOIN classification c ON {on} AND c.run_id = {int(self.run)}{first}", []
         who = "AND rater = ?" if self.rater else ""
-        primary = (
-            f"SELECT source, source_id, code FROM label WHERE codebook = ? AND rank = 0 AND status = 'coded' {who} "
-            "QUALIFY row_number() OVER (PARTITION BY source, source_id ORDER BY rater) = 1"
+        first = "AND rank = 0" if self.count == "primary" else ""
+        # Each thread's codes from one rater only: the first in name order.
+        codes = (
+            f"SELECT source, source_id, code FROM label WHERE codebook = ? {first} AND status = 'coded' {who} "
+            "QUALIFY dense_rank() OVER (PARTITION BY source, source_id ORDER BY rater) = 1"
         )
-        return f"JOIN ({primary}) c ON {on}", [self.codebook] + ([self.rater] if self.rater else [])
+        return f"JOIN ({codes}) c ON {on}", [self.codebook] + ([self.rater] if self.rater else [])
 
 
 def store_codebooks(store: Store) -> list[str]:
@@ -182,9 +188,28 @@ def _known_codebook(store: Store, codebook: str) -> str:
     return cb_id
 
 
-def resolve_codes(store: Store, codebook: str | None, *, labels: str | None = None, run: int | None = None) -> Codes:
+COUNTS = ("primary", "any")
+
+
+def resolve_codes(
+    store: Store, codebook: str | None, *, labels: str | None = None, run: int | None = None, count: str | None = None
+) -> Codes:
     """The codes a ``by="code"`` grouping uses: run ``run``, rater ``labels``'s hand labels, or by
-    default the codebook's latest classify run, else its hand labels."""
+    default the codebook's latest classify run, else its hand labels; each thread's primary code or
+    ``any`` of its codes (``count``; default as the codebook is counted, see ``classify.counting``)."""
+    codes = _resolve_codes(store, codebook, labels=labels, run=run)
+    if count is not None and count not in COUNTS:
+        raise InputError(None, f"unknown count {count!r}; use primary or any", field="count")
+    if count is None:
+        from devquarry.classify import counting
+        from devquarry.codebooks import load_codebook
+
+        count = counting(load_codebook(codes.codebook, store=store))
+    said = "each thread's primary code" if count == "primary" else "every code of a thread"
+    return Codes(codes.codebook, codes.run, codes.rater, f"{codes.description}, {said}", count)
+
+
+def _resolve_codes(store: Store, codebook: str | None, *, labels: str | None = None, run: int | None = None) -> Codes:
     if labels and run is not None:
         raise InputError(None, "give hand labels (--labels RATER) or a classify run (--run ID), not both", field="labels")
     if run is not None:
@@ -240,6 +265,7 @@ def select_groups(
     labels: str | None = None,
     run: int | None = None,
     codes: Codes | None = None,
+    count: str | None = None,
 ) -> int:
     """Fill the temporary table ``sel``: one row per thread and group (a multi-label code puts a
     thread in several), with ``grp``, the ``threads`` view's columns and the hours to the first
@@ -252,7 +278,7 @@ def select_groups(
         where.append(f"t.source IN ({', '.join('?' for _ in sources)})")
         params = list(sources)
     if by == "code":
-        codes = codes or resolve_codes(store, codebook, labels=labels, run=run)
+        codes = codes or resolve_codes(store, codebook, labels=labels, run=run, count=count)
         join, join_params = codes.join()
         params = join_params + params
         key = "c.code"
@@ -324,12 +350,14 @@ def metrics(
     level: float = 0.95,
     labels: str | None = None,
     run: int | None = None,
+    count: str | None = None,
 ) -> pd.DataFrame:
     """Popularity and difficulty figures, one row per group (plus an ``(all)`` row first, each thread once).
     With ``by="code"``: ``labels=RATER`` for that rater's hand labels or ``run=ID`` for that classify
-    run (default: the latest run, else the hand labels); ``attrs["codes_from"]`` says which."""
+    run (default: the latest run, else the hand labels), ``count`` primary or any code;
+    ``attrs["codes_from"]`` says which."""
     check_codes_choice(by, labels, run)
-    codes = resolve_codes(store, codebook, labels=labels, run=run) if by == "code" else None
+    codes = resolve_codes(store, codebook, labels=labels, run=run, count=count) if by == "code" else None
     dropped = select_groups(store, by, period=period, sources=sources, topic_run=topic_run, dedupe=dedupe, codes=codes)
     try:
         groups = store.query(_AGG.format(key="grp", table="sel"))
@@ -347,11 +375,17 @@ def metrics(
         out = out.merge(_intervals(flags, level), on="group", how="left")
     out.attrs.update(by=by, duplicates_dropped=dropped, level=level)
     if codes is not None:
-        out.attrs.update(codebook=codes.codebook, codes_from=codes.description, rows=ROWS_BY_CODE)
+        out.attrs.update(codebook=codes.codebook, codes_from=codes.description, rows=rows_by_code(codes), count=codes.count)
     return out
 
 
 ROWS_BY_CODE = "each code's row counts the threads with that code; (all) counts each thread once"
+
+
+def rows_by_code(codes: Codes) -> str:
+    if codes.count == "primary":
+        return "shares add up to 100%"
+    return ROWS_BY_CODE
 
 
 def check_codes_choice(by: str, labels: str | None, run: int | None) -> None:

@@ -106,12 +106,13 @@ def series(
     dedupe: bool = True,
     labels: str | None = None,
     run: int | None = None,
+    count: str | None = None,
 ) -> pd.DataFrame:
     """Long table: group, period (start), threads, unresolved, pct_unresolved; each group over its own
-    span, empty periods inside it filled with zeros."""
+    span, empty periods inside it filled with zeros; ``count`` as in ``metrics``."""
     grouping = by if by != "period" else "source"
     check_codes_choice(grouping, labels, run)
-    codes = resolve_codes(store, codebook, labels=labels, run=run) if grouping == "code" else None
+    codes = resolve_codes(store, codebook, labels=labels, run=run, count=count) if grouping == "code" else None
     select_groups(store, grouping, period=period, sources=sources, dedupe=dedupe, codes=codes)
     try:
         df = store.query(f"""SELECT grp AS "group", source, date_trunc('{period}', created_at)::DATE AS period,
@@ -169,6 +170,7 @@ def trends(
     complete_only: bool = True,
     labels: str | None = None,
     run: int | None = None,
+    count: str | None = None,
 ) -> pd.DataFrame:
     """One row per group: periods, first and last period's value, total, the classic Mann-Kendall
     test's tau and p-value, Sen's slope per period with its 95% interval, the direction (increasing,
@@ -177,7 +179,15 @@ def trends(
     if measure not in MEASURES:
         raise InputError(None, f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}", field="measure")
     long = series(
-        store, by, codebook=codebook, period=period, sources=sources, complete_only=complete_only, labels=labels, run=run
+        store,
+        by,
+        codebook=codebook,
+        period=period,
+        sources=sources,
+        complete_only=complete_only,
+        labels=labels,
+        run=run,
+        count=count,
     )
     dropped = (long.attrs.get("dropped_partial") or {}).get("groups", {})
     rows = []

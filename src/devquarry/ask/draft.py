@@ -88,11 +88,15 @@ def chat(
     max_tokens: int,
     timeout: float | None = None,
     policy: RetryPolicy | None = None,
+    temperature: float = 0,
+    client: httpx.Client | None = None,
 ) -> str:
+    """The answer's text. ``client``: an open :class:`httpx.Client` to reuse (a caller making many
+    calls keeps its connection and TLS setup); by default each call opens its own."""
     url = base_url.rstrip("/") + "/chat/completions"
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     headers["Accept-Encoding"] = ACCEPT_ENCODING
-    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
     policy = dataclasses.replace(policy or API, **({"timeout": timeout} if timeout is not None else {}))
     limit = answer_bytes(max_tokens)
     last = ""
@@ -101,7 +105,8 @@ def chat(
         try:
             # Streamed and read against a cap and the attempt's deadline: a trickle or an endless answer stops.
             deadline = time.monotonic() + tries.timeout()
-            with httpx.stream("POST", url, json=body, headers=headers, timeout=tries.timeout()) as resp:
+            opener = client.stream if client is not None else httpx.stream
+            with opener("POST", url, json=body, headers=headers, timeout=tries.timeout()) as resp:
                 raw = read_capped(resp, limit, deadline)
         except (httpx.TimeoutException, httpx.TransportError, TooSlow) as exc:
             last = "no full answer in time" if isinstance(exc, TooSlow) else exc.__class__.__name__

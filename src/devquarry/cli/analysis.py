@@ -23,6 +23,15 @@ RunOpt = Annotated[
     Optional[int],
     typer.Option("--run", metavar="ID", help="With --by code: the codes of this classify run (see `devquarry runs`)."),
 ]
+CountOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--count",
+        metavar="primary|any",
+        help="With --by code: count each thread under its primary code, or under every code it has "
+        "(default: primary, but for a multi-label codebook without primary codes).",
+    ),
+]
 PeriodOpt = Annotated[str, typer.Option(help="month, quarter or year.")]
 SourceOpt = Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")]
 
@@ -45,6 +54,7 @@ def metrics(
     codebook: CodebookOpt = None,
     labels: LabelsOpt = None,
     run: RunOpt = None,
+    count: CountOpt = None,
     period: PeriodOpt = "quarter",
     source: SourceOpt = None,
     keep_duplicates: Annotated[
@@ -61,7 +71,15 @@ def metrics(
     fmt = output_format(as_json, as_csv, as_table)
     with _store(db, read_only=True) as store:
         df = run_metrics(
-            store, by, codebook=codebook, period=period, sources=source, dedupe=not keep_duplicates, labels=labels, run=run
+            store,
+            by,
+            codebook=codebook,
+            period=period,
+            sources=source,
+            dedupe=not keep_duplicates,
+            labels=labels,
+            run=run,
+            count=count,
         )
     title = _say(_codes_line(df.attrs), as_table=fmt == "table") if "codes_from" in df.attrs else None
     if fmt == "table":
@@ -80,6 +98,7 @@ def trends(
     source: SourceOpt = None,
     labels: LabelsOpt = None,
     run: RunOpt = None,
+    count: CountOpt = None,
     keep_partial: Annotated[bool, typer.Option(help="Keep a source's last period even when its data end inside it.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -101,6 +120,7 @@ def trends(
             complete_only=not keep_partial,
             labels=labels,
             run=run,
+            count=count,
         )
     for line in trend_notes(df.attrs):
         say(line, to_err=True)
@@ -131,6 +151,7 @@ def compare(
     source: SourceOpt = None,
     labels: LabelsOpt = None,
     run: RunOpt = None,
+    count: CountOpt = None,
     long: Annotated[bool, typer.Option("--long", help="One row per code and source, with intervals.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -143,7 +164,7 @@ def compare(
 
     fmt = output_format(as_json, as_csv, as_table)
     with _store(db, read_only=True) as store:
-        df = run_compare(store, codebook, sources=source, labels=labels, run=run)
+        df = run_compare(store, codebook, sources=source, labels=labels, run=run, count=count)
         table = df if long else side_by_side(df)  # the codebook's names may come from the store
     title = _say(_codes_line(df.attrs), as_table=fmt == "table")
     emit(table, as_json=as_json, as_csv=as_csv, as_table=as_table, title=title)
@@ -160,6 +181,7 @@ def hotspots(
     ] = None,
     labels: LabelsOpt = None,
     run: RunOpt = None,
+    count: CountOpt = None,
     source: SourceOpt = None,
     min_threads: Annotated[int, typer.Option(help="Leave out groups smaller than this.")] = 10,
     examples: Annotated[int, typer.Option(help="Example unresolved threads per group.")] = 3,
@@ -178,10 +200,18 @@ def hotspots(
         if note:
             say(note, to_err=True)
         if by == "code":
-            codes = resolve_codes(store, codebook, labels=labels, run=run)
+            codes = resolve_codes(store, codebook, labels=labels, run=run, count=count)
             say(f"{codes.codebook} codes from {codes.description}", to_err=True)
         df = run_hotspots(
-            store, by, codebook=codebook, sources=source, min_threads=min_threads, examples=examples, labels=labels, run=run
+            store,
+            by,
+            codebook=codebook,
+            sources=source,
+            min_threads=min_threads,
+            examples=examples,
+            labels=labels,
+            run=run,
+            count=count,
         )
     if fmt == "table":
         df = df[

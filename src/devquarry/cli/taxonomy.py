@@ -64,15 +64,31 @@ def sample(
     population: Annotated[
         Optional[int], typer.Option(help="Only compute the size for a population of this many threads (no sheet).")
     ] = None,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="stratified (proportional by --strata), uncertainty (the threads a coder trained on the hand labels "
+            "so far is least sure of, least sure first) or random. uncertainty and random skip labelled threads."
+        ),
+    ] = "stratified",
+    train_rater: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--train-rater", help="uncertainty: learn from this rater's labels (repeatable or comma-separated; default all)."
+        ),
+    ] = None,
     seed: int = 42,
     db: DbOpt = None,
 ) -> None:
-    """Compute the sample size (Cochran, finite-population correction) and write a stratified label sheet."""
+    """Compute the sample size (Cochran, finite-population correction) and write a label sheet: a
+    stratified sample, or (--strategy uncertainty) the threads the coder is least sure of."""
     from devquarry.codebooks import load_codebook
     from devquarry.labeling import sample_size, stratified_sample, write_sheet
     from devquarry.store import default_db
 
     cb = load_codebook(codebook)
+    if strategy not in ("stratified", "uncertainty", "random"):
+        raise InputError(None, f"unknown strategy {strategy!r}; use stratified, uncertainty or random", field="strategy")
     if population is not None:
         calc = sample_size(population, confidence, margin)
         say(f"population N = {population:,}; confidence {confidence:.0%} (z = {calc['z']}), margin ±{margin:.1%}, p = 0.5")
@@ -90,9 +106,27 @@ def sample(
     say(f"{calc['formula']}  ->  n0 = {calc['n0']:,}, n = {calc['n']:,}")
     if out_ is None:
         raise InputError(None, "name the sheet to write with --out SHEET.csv|.xlsx", field="out")
-    picked = stratified_sample(threads, n, strata=strata, seed=seed)
+    if strategy == "stratified":
+        picked = stratified_sample(threads, n, strata=strata, seed=seed)
+        how = f"stratified by {strata}"
+    else:
+        from devquarry.active import MEASURE_TEXT, pick
+
+        trainers = [r.strip() for v in train_rater or [] for r in v.split(",") if r.strip()] or None
+        with _store(db, read_only=True) as store:
+            picked = pick(store, codebook, n, strategy=strategy, train_raters=trainers, sources=source, strata=strata, seed=seed)
+        a = picked.attrs
+        if a["note"]:
+            say(a["note"], wrap=True)
+        how = {
+            "uncertainty": f"by uncertainty ({MEASURE_TEXT.get(a.get('measure'))}; coder trained on "
+            f"{a['labels']:,} hand labels of {len(a['codes'])} codes), least sure first",
+            "random": "at random",
+            "stratified": f"stratified by {strata}",
+        }[a["strategy"]]
+        how += ", none labelled before"
     path = write_sheet(picked, out_, [r.strip() for r in raters.split(",") if r.strip()], cb)
-    say(f"{len(picked):,} threads, stratified by {strata}, written to {path}")
+    say(f"{len(picked):,} threads, {how}, written to {path}")
 
 
 @labels_app.command("import")
@@ -213,81 +247,179 @@ def agreement(
         emit(r["disagreements"].head(20), title=f"{len(r['disagreements'])} disagreements (first 20)")
 
 
+def _names(values: list[str] | None) -> list[str] | None:
+    """Repeatable options that also take comma-separated names."""
+    names = [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+    return names or None
+
+
+TrainRaterOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--train-rater", help="Learn from this rater's hand labels (repeatable or comma-separated; default every rater)."
+    ),
+]
+TrainSourceOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--train-source", help="Learn from the labels of threads of this source only (repeatable)."),
+]
+CoderOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Trained coder: lexical, stacked, ... (default: the codebook's best measured one, see the README)."),
+]
+
+
 @app.command()
 def classify(
     codebook: Annotated[str, typer.Option(help="Codebook to code into (a shipped id or a YAML file).")],
     method: Annotated[
         str,
         typer.Option(
-            help="supervised (learns from hand labels), zero-shot (from the codebook's text), or topic (a topic's dominant label)."
+            help="supervised (learns from hand labels), zero-shot (from the codebook's text), topic (a topic's dominant "
+            "label) or llm (an OpenAI-compatible chat model, prompted with the codebook and labelled examples)."
         ),
     ] = "supervised",
-    rater: Annotated[Optional[str], typer.Option(help="Learn from this rater's labels only.")] = None,
+    train_rater: TrainRaterOpt = None,
+    train_source: TrainSourceOpt = None,
+    coder: CoderOpt = None,
+    rater: Annotated[Optional[str], typer.Option(help="Older name of --train-rater.", hidden=True)] = None,
     level: Annotated[Optional[int], typer.Option(help="Code at this level (0 = category); default the deepest labelled.")] = None,
     embedding: Annotated[Optional[str], typer.Option(help="Embedding for zero-shot (default minilm).")] = None,
     threshold: Annotated[float, typer.Option(help="Zero-shot: below this similarity a thread stays unclassified.")] = 0.15,
-    source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(help="Code only threads of this source (repeatable).")] = None,
+    samples: Annotated[int, typer.Option(help="LLM: answers per thread; they vote, the share of votes is the score.")] = 3,
+    examples: Annotated[int, typer.Option(help="LLM: the most similar labelled threads shown as examples.")] = 5,
+    max_threads: Annotated[Optional[int], typer.Option(help="LLM: code at most this many threads.")] = None,
+    workers: Annotated[int, typer.Option(help="LLM: calls in flight at once.")] = 1,
+    timeout: Annotated[Optional[float], typer.Option(help="LLM: seconds to wait for one answer.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     as_table: TableOpt = False,
 ) -> None:
-    """Code every thread into a codebook and save the codes (with method and score) as a run."""
+    """Code threads into a codebook and save the codes (with method, score and rank: 0 is the primary code) as a run."""
     from devquarry.classify import classify as run_classify
+    from devquarry.cli.common import _progress
 
     fmt = output_format(as_json, as_csv, as_table)
-    with _store(db) as store:
+    llm = None
+    if method == "llm":
+        from devquarry.coders.llm import LLMSettings
+
+        llm = LLMSettings.from_env(samples=samples, examples=examples, workers=workers, timeout=timeout)
+    with _store(db) as store, _progress(0, "coding") as advance:
         df = run_classify(
-            store, codebook, method=method, rater=rater, level=level, embedding=embedding, threshold=threshold, sources=source
+            store,
+            codebook,
+            method=method,
+            coder=coder,
+            train_raters=_names(train_rater) or ([rater] if rater else None),
+            train_sources=_names(train_source),
+            level=level,
+            embedding=embedding,
+            threshold=threshold,
+            sources=source,
+            llm=llm,
+            max_threads=max_threads,
+            notify=lambda line: say(line, to_err=True),
+            progress=lambda done, total: advance(1),
         )
     if fmt != "table":
         emit(df, as_json=as_json, as_csv=as_csv)
         return
-    # A multi-label coder gives a thread several codes: a code's row counts the threads with it,
-    # the title each thread once.
+    # Counted as the codebook is: each thread under its primary code, or under every code it has.
     threads = len(df[["source", "source_id"]].drop_duplicates())
+    counted = df[df["rank"] == 0] if df.attrs.get("counting") == "primary" else df
     summary = (
-        df.groupby("code")
+        counted.groupby("code")
         .agg(threads=("source_id", "size"), mean_score=("score", "mean"))
         .sort_values("threads", ascending=False)
         .reset_index()
     )
     summary["share"] = summary.threads / threads
-    extra = f"; {len(df):,} codes, a thread may have several" if len(df) != threads else ""
-    emit(summary, title=f"{threads:,} threads coded into {codebook} ({method}){extra}")
+    if df.attrs.get("counting") == "primary" and len(df) != threads:
+        secondary = df[df["rank"] > 0].groupby("code").size()
+        summary["secondary"] = [int(secondary.get(c, 0)) for c in summary.code]
+        how = f"; each thread under its primary code, {len(df) - threads:,} secondary codes beside"
+    else:
+        how = f"; {len(df):,} codes, a thread may have several" if len(df) != threads else ""
+    who = f", coder {df.attrs['coder']}" if df.attrs.get("coder") else ""
+    trained = df.attrs.get("trained_raters")
+    learnt = f", trained on {', '.join(trained)}'s labels" if trained else ""
+    emit(
+        summary,
+        title=f"{threads:,} threads coded into {codebook} ({method}{who}{learnt}; run {df.attrs.get('run_id')}){how}",
+    )
 
 
 @app.command()
 def evaluate(
     codebook: Annotated[str, typer.Option(help="Codebook of the hand labels.")],
     gold: Annotated[
-        Optional[Path], typer.Option(help="A label sheet to evaluate against (imported first, as rater 'gold' unless --rater).")
+        Optional[Path],
+        typer.Option(help="A label sheet to score against (imported first, as rater 'gold' unless --gold-rater)."),
     ] = None,
-    method: Annotated[str, typer.Option(help="supervised (cross-validated on the same labels) or zero-shot.")] = "supervised",
-    rater: Annotated[Optional[str], typer.Option(help="Whose labels are the gold standard.")] = None,
+    gold_rater: Annotated[
+        Optional[str], typer.Option("--gold-rater", "--rater", help="Whose labels are the gold standard.")
+    ] = None,
+    run: Annotated[
+        Optional[int], typer.Option("--run", metavar="ID", help="Score this stored classify run (see `devquarry runs`).")
+    ] = None,
+    train_rater: TrainRaterOpt = None,
+    train_source: TrainSourceOpt = None,
+    coder: CoderOpt = None,
+    cross_validate: Annotated[
+        bool,
+        typer.Option("--cross-validate", help="Cross-validate on the gold labels themselves (not a held-out score)."),
+    ] = False,
+    method: Annotated[str, typer.Option(help="supervised (trained on other labels) or zero-shot.")] = "supervised",
     level: Annotated[int, typer.Option(help="Level (0 = category).")] = 0,
-    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    folds: Annotated[int, typer.Option(help="With --cross-validate: the folds.")] = 5,
     embedding: Annotated[str, typer.Option(help="Embedding for zero-shot.")] = "minilm",
     label_column: Annotated[Optional[str], typer.Option(help="With --gold: the label column.")] = None,
     source: Annotated[Optional[str], typer.Option(help="With --gold: the threads' source, when the sheet has none.")] = None,
     id_column: Annotated[
         Optional[str], typer.Option(help="With --gold: the threads' id column, when the sheet has none.")
     ] = None,
+    no_header: Annotated[bool, typer.Option("--no-header", help="With --gold: the sheet has no header row.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     as_table: TableOpt = False,
 ) -> None:
-    """Accuracy, macro-F1 and Cohen's kappa of machine codes against human labels, overall and per code."""
+    """Accuracy, macro-F1, Cohen's kappa and calibration of machine codes against gold labels they did not learn from:
+    a stored run (--run), a coder trained on other labels (default), zero-shot, or --cross-validate."""
     from devquarry.evaluate import evaluate as run_evaluate
     from devquarry.labeling import import_labels
 
     fmt = output_format(as_json, as_csv, as_table)
     with _store(db) as store:
         if gold is not None:
-            rater = rater or "gold"
-            import_labels(store, gold, codebook, rater=rater, label_column=label_column, source=source, id_column=id_column)
-        result = run_evaluate(store, codebook, method=method, rater=rater, level=level, folds=folds, embedding=embedding)
+            gold_rater = gold_rater or "gold"
+            import_labels(
+                store,
+                gold,
+                codebook,
+                rater=gold_rater,
+                label_column=label_column,
+                source=source,
+                id_column=id_column,
+                header=not no_header,
+            )
+        result = run_evaluate(
+            store,
+            codebook,
+            gold=gold_rater,
+            run=run,
+            method=method,
+            coder=coder,
+            train_raters=_names(train_rater),
+            train_sources=_names(train_source),
+            cross_validate=cross_validate,
+            level=level,
+            folds=folds,
+            embedding=embedding,
+        )
     per = result.pop("per_code")
     if fmt == "csv":  # the per-code rows; the overall figures are on the JSON and the table's line
         emit(per, as_csv=True)
@@ -295,14 +427,41 @@ def evaluate(
     if fmt == "json":
         sys.stdout.write(json.dumps({**result, "per_code": per.to_dict("records")}, indent=2, default=str) + "\n")
         return
+    say(f"{result['codebook']} at {result['level']} level, {_how(result)}", wrap=True)
+    ece = f", calibration error {result['ece']:.3f}" if result.get("ece") is not None else ""
     say(
-        f"{result['codebook']} at {result['level']} level, {result['method']} ({result['cross_validated'] or 'no training'}): "
-        f"n = {result['n']:,}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}, kappa {result['kappa']:.3f} "
-        f"(human coders: {result['human_kappa']})"
+        f"n = {result['n']:,}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}, kappa {result['kappa']:.3f}"
+        f"{ece} (human coders: {result['human_kappa']})"
         + (f"; left out (too few labels): {', '.join(result['left_out'])}" if result["left_out"] else ""),
         wrap=True,
     )
     emit(per)
+
+
+def _how(r: dict) -> str:
+    """What was scored against what, in words."""
+    gold = f"gold labels of {r['gold']}"
+    if r["mode"] == "run":
+        left = r.get("left_out_training_threads") or 0
+        return (
+            f"classify run {r['run']} ({r.get('method')}{', ' + r['coder'] if r.get('coder') else ''}) against the {gold}"
+            + (f"; {left:,} gold threads it trained on left out" if left else "")
+            + (f"; {r['not_coded_by_run']:,} gold threads it did not code" if r.get("not_coded_by_run") else "")
+        )
+    if r["mode"] == "held-out":
+        t = r["trained_on"]
+        return (
+            f"{r['coder']} coder trained on {t['threads']:,} labels of {', '.join(t['raters'])} "
+            f"({', '.join(t['sources'])}), scored on the {gold}"
+            + (
+                f"; {t['left_out_gold_threads']:,} of its labels were on gold threads and left out"
+                if t["left_out_gold_threads"]
+                else ""
+            )
+        )
+    if r["mode"] == "cross-validated":
+        return f"{r['cross_validated']} cross-validated on the {gold} themselves (not a held-out score)"
+    return f"zero-shot (no training) against the {gold}"
 
 
 @labels_app.command("shares")

@@ -5,6 +5,8 @@ A codebook is a YAML file::
     id: my-codebook            # required, letters, digits, . _ -
     name: What it codes        # required
     multi_label: true          # a thread may carry several codes (default false)
+    primary_code: true         # with multi_label: the first code is the primary one, coded and
+                               # counted by default (default true for single-label codebooks)
     levels: [category, subcategory]
     human_kappa: 0.81          # optional: the agreement of the human coders it came with
     codes:
@@ -49,6 +51,7 @@ _TOP_KEYS = {
     "name",
     "reference",
     "multi_label",
+    "primary_code",
     "levels",
     "human_kappa",
     "population",
@@ -85,6 +88,8 @@ class Codebook:
     name: str
     codes: tuple[Code, ...]
     multi_label: bool = False
+    # The coders named one code of several first (the forum study): coded and counted by it.
+    primary_code: bool = False
     levels: tuple[str, ...] = ("category",)
     human_kappa: float | None = None
     reference: str = ""
@@ -147,6 +152,7 @@ def list_codebooks() -> pd.DataFrame:
                 "codes": len(cb.codes),
                 "levels": ", ".join(cb.levels),
                 "multi_label": cb.multi_label,
+                "primary_code": cb.primary_code,
                 "human_kappa": cb.human_kappa,
             }
         )
@@ -310,6 +316,7 @@ def _validate(data: Any, path: Path, text: str = "") -> Codebook:
         name=str(data["name"]),
         codes=tuple(codes),
         multi_label=bool(data.get("multi_label", False)),
+        primary_code=bool(data.get("primary_code", not data.get("multi_label", False))),
         levels=names,
         human_kappa=data.get("human_kappa"),
         reference=str(data.get("reference") or ""),

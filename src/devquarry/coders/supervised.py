@@ -72,16 +72,26 @@ class SupervisedCoder(ClassifierMixin, BaseEstimator):
 
 
 class ThreadFeatures:
-    """TF-IDF features of a set of threads, computed once and shared by the coders of one
-    ``classify`` run (the code coder and the relevance coder), looked up by (source, source_id).
-    The vocabulary comes from every thread being coded or labelled, as text classifiers commonly
-    fit their unsupervised features on the whole corpus; labels never enter it."""
+    """TF-IDF features shared by the coders of one ``classify`` run (the code coder and the
+    relevance coder), looked up by (source, source_id). The vocabulary and idf are learnt from the
+    training threads (``fit_frame``) only, so a thread's features, and its codes, depend on the
+    training labels and its own text, not on what else is in the store or being coded."""
 
-    def __init__(self, *frames: pd.DataFrame) -> None:
-        rows = pd.concat([f[["source", "source_id", "title", "body_text"]] for f in frames], ignore_index=True)
+    def __init__(self, fit_frame: pd.DataFrame, apply_to: list[pd.DataFrame] = ()) -> None:
+        rows = pd.concat([f[["source", "source_id", "title", "body_text"]] for f in (fit_frame, *apply_to)], ignore_index=True)
         rows = rows.drop_duplicates(["source", "source_id"]).reset_index(drop=True)
         self.index = {key: n for n, key in enumerate(zip(rows.source, rows.source_id))}
-        self.matrix = _features().fit_transform([thread_text(t, b) for t, b in zip(rows.title, rows.body_text)]).tocsr()
+        texts = [thread_text(t, b) for t, b in zip(rows.title, rows.body_text)]
+        fitted = fit_frame[["source", "source_id"]].drop_duplicates()
+        train = np.array([self.index[k] for k in zip(fitted.source, fitted.source_id)], dtype=int)
+        rest = np.setdiff1d(np.arange(len(texts)), train)
+        self.vectorizer = _features()
+        # Each text is analysed once: the training rows while fitting, the others after.
+        blocks = [self.vectorizer.fit_transform([texts[i] for i in train])]
+        if len(rest):
+            blocks.append(self.vectorizer.transform([texts[i] for i in rest]))
+        order = np.argsort(np.concatenate([train, rest]))
+        self.matrix = sp.vstack(blocks, format="csr")[order]
 
     def of(self, frame: pd.DataFrame) -> sp.csr_matrix:
         return self.matrix[[self.index[key] for key in zip(frame.source, frame.source_id)]]

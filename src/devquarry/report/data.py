@@ -118,14 +118,24 @@ def taxonomy_table(store: Store) -> dict | None:
         if not name:
             return None
         run_id, params = None, {}
+    from devquarry.classify import counting
+
     cb = load_codebook(name)
     level = params.get("level") or 0
+    how = counting(cb)
     # Codes deeper than the table's level (a forum label "C.2", or a machine code at subcategory
     # level) count for their ancestor: a thread once per code at this level.
-    codes = store.query("SELECT DISTINCT source, source_id, code FROM classification WHERE run_id = ?", [run_id])
+    codes = store.query(
+        "SELECT DISTINCT source, source_id, code, coalesce(rank, 0) AS rank FROM classification WHERE run_id = ?", [run_id]
+    )
     known = {c.id for c in cb.codes}
     codes["code"] = [cb.ancestor(c, level) if c in known else c for c in codes.code]
-    machine = codes.drop_duplicates().groupby("code").size()
+    any_code = codes[["source", "source_id", "code"]].drop_duplicates().groupby("code").size()
+    machine = (
+        codes[codes["rank"] == 0].drop_duplicates(["source", "source_id"]).groupby("code").size()
+        if how == "primary"
+        else any_code
+    )
     hand = pd.Series(dtype=int)
     if store.con.execute("SELECT count(*) FROM label WHERE codebook = ?", [cb.id]).fetchone()[0]:
         hand = label_shares(store, cb.id, level).set_index("code").threads
@@ -136,6 +146,7 @@ def taxonomy_table(store: Store) -> dict | None:
                 "code": c.id,
                 "name": c.name,
                 "machine": int(machine.get(c.id, 0)),
+                "machine_any": int(any_code.get(c.id, 0)),
                 "hand": int(hand.get(c.id, 0)),
                 "published": c.share / 100 if c.share is not None else None,
             }
@@ -154,6 +165,7 @@ def taxonomy_table(store: Store) -> dict | None:
         "name": cb.name,
         "method": params.get("method"),
         "rows": rows,
+        "counting": how,
         "threads": int(threads),
         "irrelevant": int(machine.get("irrelevant", 0)),
         "unclassified": int(machine.get("unclassified", 0)),

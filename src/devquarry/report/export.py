@@ -59,7 +59,7 @@ def paper_tables(data: dict) -> dict[str, pd.DataFrame]:
         t["trends"] = _cols(data["trends"], _TRENDS)
     if data.get("taxonomy"):
         t["taxonomy_shares"] = pd.DataFrame(data["taxonomy"]["rows"])[
-            ["code", "name", "machine", "machine_share", "hand", "hand_share", "published"]
+            ["code", "name", "machine", "machine_share", "machine_any", "hand", "hand_share", "published"]
         ]
     if data.get("compare") is not None:
         t["cross_platform"] = side_by_side(data["compare"])
