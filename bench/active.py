@@ -12,7 +12,8 @@ lexical coder after each batch; the coder is scored on the test split at each si
 features are computed once per dataset, vocabulary from the texts of pool and test together
 (no labels), as ``devquarry.active.pick`` does with the threads to pick from.
 
-Usage: python bench/active.py [--seeds 3] [--batch 50] [--sizes 50,100,200,400,800] [--no-png]
+Usage: python bench/active.py [--seeds 3] [--batch 50] [--sizes 50,100,200,400,800] [--datasets so,forum]
+                              [--name active] [--no-png]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ STRATEGIES = ("random", "margin", "least_confidence")
 OUT = ROOT / "bench" / "results"
 
 
-def datasets() -> dict[str, pd.DataFrame]:
+def datasets(wanted: list[str]) -> dict[str, pd.DataFrame]:
     """Each dataset's coded threads (source, source_id, title, body_text, gold code), oldest first."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.duckdb") as store:
@@ -51,6 +52,8 @@ def datasets() -> dict[str, pd.DataFrame]:
             ("Stack Overflow API categories (chen2025-so-api)", "so", "chen2025-so-api", "created_at"),
             ("forum categories from titles (chen2024-forum)", "forum", "chen2024-forum", "id"),
         ):
+            if source not in wanted:
+                continue
             labels = labels_frame(store, codebook, 0)
             labels = labels[(labels.status == "coded") & labels.primary.notna()]
             threads = store.threads(source).merge(labels[["source", "source_id", "primary"]], on=["source", "source_id"])
@@ -137,7 +140,7 @@ def summary(results: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def figure(results: dict, png: bool) -> list[Path]:
+def figure(results: dict, seeds: int, name: str, png: bool) -> list[Path]:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -148,9 +151,10 @@ def figure(results: dict, png: bool) -> list[Path]:
             sizes = list(r["curves"][s])
             vals = [np.array(r["curves"][s][n]["kappa"]) for n in sizes]
             mean = [v.mean() for v in vals]
+            shift = 1 + 0.025 * (STRATEGIES.index(s) - 1)  # side by side, so that the bars do not hide each other
             fig.add_trace(
                 go.Scatter(
-                    x=sizes,
+                    x=[n * shift for n in sizes],
                     y=mean,
                     mode="lines+markers",
                     name=s.replace("_", " "),
@@ -170,18 +174,19 @@ def figure(results: dict, png: bool) -> list[Path]:
         fig.update_xaxes(title_text="hand labels", type="log", tickvals=sizes, row=1, col=col)
         fig.update_yaxes(title_text="kappa on the held-out split" if col == 1 else None, row=1, col=col)
     fig.update_layout(
-        title="Active learning: kappa against hand labels (mean of 3 seeds, bars min-max)",
+        title=f"Active learning: kappa against hand labels (mean of {seeds} seeds, bars min-max)",
         template="plotly_white",
         height=450,
         width=1100,
     )
     OUT.mkdir(parents=True, exist_ok=True)
-    paths = [OUT / "active.html"]
-    fig.write_html(paths[0], include_plotlyjs="cdn")
+    # The figure as plotly JSON (no page that would fetch plotly.js from a CDN) and as a PNG.
+    paths = [OUT / f"{name}.figure.json"]
+    fig.write_json(paths[0])
     if png:
         try:
-            fig.write_image(OUT / "active.png", scale=2)  # kaleido, with the system's Chromium
-            paths.append(OUT / "active.png")
+            fig.write_image(OUT / f"{name}.png", scale=2)  # kaleido, with the system's Chromium
+            paths.append(OUT / f"{name}.png")
         except Exception as exc:  # a missing browser must not lose the table and JSON
             print(f"no PNG: {type(exc).__name__}: {exc}")
     return paths
@@ -192,17 +197,19 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--sizes", default="50,100,200,400,800")
+    ap.add_argument("--datasets", default="so,forum", help="so, forum or both")
+    ap.add_argument("--name", default="active", help="bench/results/NAME.json, .figure.json, .png")
     ap.add_argument("--no-png", action="store_true")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     t0 = time.perf_counter()
     sizes = [int(s) for s in args.sizes.split(",")]
-    results = {name: run(name, df, args.seeds, sizes, args.batch) for name, df in datasets().items()}
+    results = {name: run(name, df, args.seeds, sizes, args.batch) for name, df in datasets(args.datasets.split(",")).items()}
     table = summary(results)
     print()
     print(table.to_markdown(index=False))
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "active.json").write_text(
+    (OUT / f"{args.name}.json").write_text(
         json.dumps(
             {
                 "settings": {**vars(args), "strategies": STRATEGIES, "test_split": "latest 20% (SO: created_at; forum: ID)"},
@@ -213,8 +220,8 @@ def main() -> None:
             default=str,
         )
     )
-    paths = figure(results, not args.no_png)
-    print(f"\nwritten: {OUT / 'active.json'}, {', '.join(map(str, paths))} ({time.perf_counter() - t0:.0f} s)")
+    paths = figure(results, args.seeds, args.name, not args.no_png)
+    print(f"\nwritten: {OUT / (args.name + '.json')}, {', '.join(map(str, paths))} ({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

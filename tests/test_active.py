@@ -41,7 +41,7 @@ def ranking(so_small):
 
 
 def test_uncertainty_picks_unlabelled_threads_least_sure_first(so_small, ranking):
-    db, gold, labelled = so_small
+    _, gold, labelled = so_small
     assert len(labelled) == 100 and len(ranking) == 200  # every thread not labelled, none of the labelled ones
     assert not set(ranking.source_id) & labelled
     assert ranking.attrs["strategy"] == "uncertainty" and ranking.attrs["labels"] == 100 and ranking.attrs["note"] is None

@@ -72,7 +72,7 @@ def counting(cb: Codebook) -> str:
     return "primary" if cb.primary_code or not cb.multi_label else "any"
 
 
-def _coder_name(cb: Codebook, coder: str | None) -> str:
+def coder_name(cb: Codebook, coder: str | None) -> str:
     from devquarry.coders.registry import available, default_coder
 
     name = coder or default_coder(cb.id)
@@ -208,7 +208,7 @@ def classify(
             codes, scores = _topic_codes(store, threads, labels, topic_run)
             out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
         else:
-            info["coder"] = _coder_name(cb, coder)
+            info["coder"] = coder_name(cb, coder)
             gate_labels = None
             if relevance is not False:
                 gate_labels = _labels_with_text(store, cb, every, raters, train_sources, level, keep_irrelevant=True)

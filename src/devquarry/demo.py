@@ -161,12 +161,15 @@ def _earlier_topics(store: Store, threads: pd.DataFrame, embedding: str | None) 
 
 def _earlier_coding(store: Store) -> tuple[int, dict] | None:
     """The latest coding run, if the demo made it from these threads and these labels."""
+    from devquarry.classify import coder_name
+    from devquarry.codebooks import load_codebook
     from devquarry.reuse import labels_fingerprint, reusable_run, threads_fingerprint
 
     wanted = {
         "method": "supervised",
         "codebook": DEMO_CODEBOOK,
-        "rater": None,
+        "coder": coder_name(load_codebook(DEMO_CODEBOOK), None),
+        "train_raters": None,
         "level": 0,
         "sources": [DEMO_SOURCE],
         "inputs": f"{threads_fingerprint(store.threads())}/{labels_fingerprint(store, DEMO_CODEBOOK)}",

@@ -23,8 +23,8 @@ from devquarry.classify import (
     WORD_FEATURES,
     SupervisedCoder,
     ZeroShotCoder,
-    _coder_name,
     code_threads,
+    coder_name,
     training_labels,
 )
 from devquarry.codebooks import Codebook, load_codebook
@@ -200,7 +200,7 @@ def _held_out(store, cb, threads, gold_labels, gold, coder, train_raters, train_
         raise InputError(
             store.path, "the training labels are all on gold threads: nothing is left to train on", field="train-rater"
         )
-    name = _coder_name(cb, coder)
+    name = coder_name(cb, coder)
     coded, info = code_threads(threads, train, cb, coder=name)
     primary = coded[coded["rank"] == 0].set_index(["source", "source_id"])
     keys = list(zip(threads.source, threads.source_id))

@@ -110,7 +110,9 @@ def _category(store: Store, keys: list[str], weights: list[float], codebook: str
     flat = [x for p in pairs for x in p]
     if run is not None:
         codes = store.query(
-            f"SELECT source || '|' || source_id AS key, code FROM classification WHERE run_id = ? AND {cond}", [run] + flat
+            f"""SELECT source || '|' || source_id AS key, code FROM classification
+                WHERE run_id = ? AND coalesce(rank, 0) = 0 AND {cond}""",
+            [run] + flat,
         )
     else:
         codes = store.query(
