@@ -121,3 +121,15 @@ def test_openai_compatible_endpoint(tmp_path, monkeypatch):
             assert "sk-test" not in dump
     finally:
         server.shutdown()
+
+
+def test_lsa_embeds_a_handful_of_texts_that_share_one_word():
+    """A small store's few resolved threads: the corpus cuts leave one word, too few for an SVD of
+    two dimensions; the TF-IDF vectors are used instead of failing (report and ask crashed)."""
+    from devquarry.embeddings.lsa import LSAEmbedder
+
+    texts = ["quota first", "quota second", "alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+    vectors = LSAEmbedder().fit(texts).encode(texts)
+    assert vectors.shape[0] == 8 and vectors.shape[1] >= 1
+    assert abs(float((vectors[0] ** 2).sum()) - 1.0) < 1e-6
+    assert LSAEmbedder().fit(["x", "x", "x"]).encode(["x"]).shape[0] == 1

@@ -42,6 +42,8 @@ _API = {
     "bot_replies": "devquarry.bots",
     "set_count_bots": "devquarry.bots",
     "metrics": "devquarry.metrics",
+    "distribution": "devquarry.distributions",
+    "reproduce": "devquarry.reproduce",
     "series": "devquarry.trends",
     "trends": "devquarry.trends",
     "compare": "devquarry.compare",

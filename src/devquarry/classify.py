@@ -72,10 +72,32 @@ def counting(cb: Codebook) -> str:
     return "primary" if cb.primary_code or not cb.multi_label else "any"
 
 
-def coder_name(cb: Codebook, coder: str | None) -> str:
+def _inputs(coder: str, features: ThreadFeatures):
+    """What a coder is given for a frame of threads: the shared TF-IDF rows (lexical) or the texts."""
+
+    def x(frame):
+        if coder == "lexical":
+            return features.of(frame)
+        return [thread_text(t, b) for t, b in zip(frame.title, frame.body_text)]
+
+    return x
+
+
+def _make(coder: str, store: Store | None):
+    from devquarry.coders.registry import make_coder
+
+    if coder == "stacked" and store is not None:
+        from devquarry.coders.stacked import store_embed
+
+        # The store's embedding cache: a second run embeds nothing it embedded before.
+        return make_coder(coder, embed=store_embed(store, "minilm"))
+    return make_coder(coder)
+
+
+def coder_name(cb: Codebook, coder: str | None, relevance: bool = False) -> str:
     from devquarry.coders.registry import available, default_coder
 
-    name = coder or default_coder(cb.id)
+    name = coder or default_coder(cb.id, relevance=relevance)
     if not available(name):
         if coder:
             from devquarry.coders.registry import CODERS
@@ -92,6 +114,7 @@ def code_threads(
     *,
     coder: str = "lexical",
     features: ThreadFeatures | None = None,
+    store: Store | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Train a coder on ``labels`` (threads with ``primary`` and ``codes``, text included) and code
     ``threads``. Returns one row per (thread, code) with its score and rank (0 = primary), and what
@@ -108,10 +131,7 @@ def code_threads(
             field="rater",
         )
     features = features or ThreadFeatures(keyed, apply_to=[threads])
-    lexical = coder == "lexical"
-
-    def x(frame):
-        return features.of(frame) if lexical else [thread_text(t, b) for t, b in zip(frame.title, frame.body_text)]
+    x = _inputs(coder, features)
 
     info = {"coder": coder, "codes_too_rare_to_learn": too_rare, "training_threads": len(keyed)}
     if cb.multi_label and not cb.primary_code:
@@ -126,9 +146,7 @@ def code_threads(
         chosen = [sorted(cs, key=lambda c, i=i: -proba[i, col[c]]) for i, cs in enumerate(picked)]
         info["coder"] = "lexical (multi-label)"
     else:
-        from devquarry.coders.registry import make_coder
-
-        model = make_coder(coder).fit(x(keyed), keyed.primary.tolist())
+        model = _make(coder, store).fit(x(keyed), keyed.primary.tolist())
         proba = model.predict_proba(x(threads))
         col = {c: i for i, c in enumerate(model.classes_)}
         chosen = []
@@ -214,10 +232,10 @@ def classify(
                 gate_labels = _labels_with_text(store, cb, every, raters, train_sources, level, keep_irrelevant=True)
             # The vocabulary comes from the training threads only; every thread coded is transformed once.
             features = ThreadFeatures(labels if gate_labels is None else gate_labels, apply_to=[threads])
-            out, learnt = code_threads(threads, labels, cb, coder=info["coder"], features=features)
+            out, learnt = code_threads(threads, labels, cb, coder=info["coder"], features=features, store=store)
             info.update({k: v for k, v in learnt.items() if k != "proba"})
             if gate_labels is not None:
-                gate = _relevance(store, features, gate_labels, cb, out, relevance)
+                gate = _relevance(store, features, gate_labels, cb, out, relevance, threads, coder)
                 if gate is not None:
                     out = gate
     run_id = _save(
@@ -301,6 +319,8 @@ def _relevance(
     cb: Codebook,
     coded: pd.DataFrame,
     wanted: bool | None,
+    threads: pd.DataFrame,
+    coder: str | None,
 ) -> pd.DataFrame | None:
     """Replace the codes of the threads a relevant-vs-irrelevant coder finds irrelevant."""
     n_irrelevant = int((labels.status == IRRELEVANT).sum())
@@ -312,9 +332,12 @@ def _relevance(
         return None
     keyed = labels
     target = np.where(keyed.status == IRRELEVANT, IRRELEVANT, "relevant")
-    gate = SupervisedCoder().fit(features.of(keyed), target.tolist())
+    name = coder_name(cb, None, relevance=True) if coder is None else coder
+    x = _inputs(name, features)
+    gate = _make(name, store).fit(x(keyed), target.tolist())
     ids = coded[["source", "source_id"]].drop_duplicates().reset_index(drop=True)
-    proba = gate.predict_proba(features.of(ids))
+    ids = ids.merge(threads[["source", "source_id", "title", "body_text"]], on=["source", "source_id"], how="left")
+    proba = gate.predict_proba(x(ids))
     col = list(gate.classes_).index(IRRELEVANT)
     ids["p_irrelevant"] = proba[:, col]
     off = ids[ids.p_irrelevant >= 0.5]

@@ -201,7 +201,7 @@ def _held_out(store, cb, threads, gold_labels, gold, coder, train_raters, train_
             store.path, "the training labels are all on gold threads: nothing is left to train on", field="train-rater"
         )
     name = coder_name(cb, coder)
-    coded, info = code_threads(threads, train, cb, coder=name)
+    coded, info = code_threads(threads, train, cb, coder=name, store=store)
     primary = coded[coded["rank"] == 0].set_index(["source", "source_id"])
     keys = list(zip(threads.source, threads.source_id))
     pred = [primary.code.get(k) for k in keys]

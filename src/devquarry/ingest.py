@@ -222,13 +222,18 @@ def ingest(
     return frame
 
 
+# The posts_count a Discourse topic (full or listed) stated, kept in its raw JSON.
+_POSTS = "TRY_CAST(json_extract_string({}.raw, '$.posts_count') AS BIGINT)"
+
+
 def _merge(con, run_id: int, source: Source | None = None) -> dict[str, int]:
     tcols = list(THREAD_COLUMNS)
     rcols = list(REPLY_COLUMNS)
     counts: dict[str, int] = {}
-    # Within one ingest the most recent copy of a thread wins, then the last one read.
+    # Within one ingest a full copy of a thread wins over a list entry, then the most recent, then the last read.
     con.execute("""CREATE OR REPLACE TEMP TABLE s_thread AS SELECT * EXCLUDE (seq) FROM stage_thread
-        QUALIFY row_number() OVER (PARTITION BY source, source_id ORDER BY updated_at DESC NULLS LAST, seq DESC) = 1""")
+        QUALIFY row_number() OVER (PARTITION BY source, source_id
+                                   ORDER BY coalesce(is_partial, false), updated_at DESC NULLS LAST, seq DESC) = 1""")
     con.execute("""CREATE OR REPLACE TEMP TABLE s_action AS
         SELECT s.source, s.source_id, CASE
             WHEN t.source IS NULL THEN 'new'
@@ -243,13 +248,29 @@ def _merge(con, run_id: int, source: Source | None = None) -> dict[str, int]:
     counts["threads_updated"] = actions.get("updated", 0)
     counts["threads_unchanged"] = actions.get("unchanged", 0)
     counts["threads_stale"] = actions.get("stale", 0)
-    # A topic-list entry refreshes the counters of a full copy, and nothing else.
-    counts["threads_refreshed"] = con.execute("""UPDATE thread t SET views = s.views, score = coalesce(s.score, t.score),
-            category = coalesce(t.category, s.category), updated_at = greatest(t.updated_at, s.updated_at)
-        FROM s_thread s JOIN s_action a USING (source, source_id)
-        WHERE a.action = 'refresh' AND t.source = s.source AND t.source_id = s.source_id
-          AND (t.views IS DISTINCT FROM s.views OR (s.score IS NOT NULL AND t.score IS DISTINCT FROM s.score)
-               OR (t.category IS NULL AND s.category IS NOT NULL) OR s.updated_at > t.updated_at)""").fetchone()[0]
+    # A topic-list entry no older than a full copy refreshes its counters (replies, views, likes),
+    # category, open/closed state and an accepted answer it reports, and nothing else (not the posts).
+    # Replies move by the change in posts_count since the full copy, so that the small actions
+    # (moderator posts) the full copy left out stay out; without both counts the entry's own is taken.
+    counts["threads_refreshed"] = con.execute(f"""UPDATE thread t SET views = n.views, score = n.score,
+            category = n.category, state = n.state, is_resolved = n.is_resolved, reply_count = n.reply_count,
+            raw = CASE WHEN n.posts_count IS NULL THEN t.raw
+                       ELSE json_merge_patch(coalesce(t.raw, '{{}}'), json_object('posts_count', n.posts_count)) END,
+            updated_at = n.updated_at
+        FROM (SELECT s.source, s.source_id, coalesce(s.views, e.views) AS views, coalesce(s.score, e.score) AS score,
+                     coalesce(s.category, e.category) AS category, coalesce(s.state, e.state) AS state,
+                     CASE WHEN s.is_resolved THEN true ELSE e.is_resolved END AS is_resolved,
+                     CASE WHEN s.reply_count IS NULL THEN e.reply_count
+                          WHEN e.reply_count IS NOT NULL AND {_POSTS.format("s")} IS NOT NULL AND {_POSTS.format("e")} IS NOT NULL
+                          THEN greatest(e.reply_count + {_POSTS.format("s")} - {_POSTS.format("e")}, 0)
+                          ELSE s.reply_count END AS reply_count,
+                     {_POSTS.format("s")} AS posts_count, greatest(e.updated_at, s.updated_at) AS updated_at
+              FROM s_thread s JOIN s_action a USING (source, source_id) JOIN thread e USING (source, source_id)
+              WHERE a.action = 'refresh') n
+        WHERE t.source = n.source AND t.source_id = n.source_id
+          AND (t.views IS DISTINCT FROM n.views OR t.score IS DISTINCT FROM n.score OR t.category IS DISTINCT FROM n.category
+               OR t.state IS DISTINCT FROM n.state OR t.is_resolved IS DISTINCT FROM n.is_resolved
+               OR t.reply_count IS DISTINCT FROM n.reply_count OR t.updated_at IS DISTINCT FROM n.updated_at)""").fetchone()[0]
     setters = ", ".join(f"{c} = excluded.{c}" for c in tcols if c not in ("source", "source_id"))
     con.execute(f"""INSERT INTO thread ({", ".join(tcols)}) SELECT {", ".join("s." + c for c in tcols)}
         FROM s_thread s JOIN s_action a USING (source, source_id) WHERE a.action IN ('new', 'updated')

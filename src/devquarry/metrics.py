@@ -4,7 +4,9 @@ Definitions (DESIGN.md section 3), per group:
 - threads, share of all threads in the selection; views (median, mean); score (mean);
 - pct_no_reply: threads with no reply; pct_under_3_replies: fewer than 3 replies (both over the
   threads whose reply count is known: n_reply_count);
-- pct_unresolved: threads without an accepted answer (or not closed as completed, for issues);
+- pct_unresolved: threads without an accepted answer (or not closed as completed, for issues),
+  over the threads whose resolution is known: n_resolved_known (a table with no resolved column
+  leaves it unknown);
 - hours_to_first_reply (median, mean) over threads whose first reply time is known and not
   before the thread; hours_to_accepted (median) over threads with an accepted-answer time;
 - days_to_close (median) over closed threads with a close time (GitHub issues).
@@ -44,7 +46,8 @@ SELECT {key} AS "group",
   count(reply_count) AS n_reply_count,
   avg(CASE WHEN reply_count = 0 THEN 1.0 WHEN reply_count > 0 THEN 0.0 END) AS pct_no_reply,
   avg(CASE WHEN reply_count < 3 THEN 1.0 WHEN reply_count >= 3 THEN 0.0 END) AS pct_under_3_replies,
-  avg(CASE WHEN is_resolved THEN 0.0 ELSE 1.0 END) AS pct_unresolved,
+  count(is_resolved) AS n_resolved_known,
+  avg(CASE WHEN is_resolved THEN 0.0 WHEN NOT is_resolved THEN 1.0 END) AS pct_unresolved,
   count(hours_first) AS n_first_reply,
   median(hours_first) AS hours_to_first_reply_median,
   avg(hours_first) AS hours_to_first_reply_mean,
@@ -61,7 +64,7 @@ _FLAGS = """
 SELECT {key} AS "group",
   CASE WHEN reply_count = 0 THEN 1.0 WHEN reply_count > 0 THEN 0.0 END AS no_reply,
   CASE WHEN reply_count < 3 THEN 1.0 WHEN reply_count >= 3 THEN 0.0 END AS under_3,
-  CASE WHEN is_resolved THEN 0.0 ELSE 1.0 END AS unresolved,
+  CASE WHEN is_resolved THEN 0.0 WHEN NOT is_resolved THEN 1.0 END AS unresolved,
   hours_first, hours_accepted
 FROM {table}
 """

@@ -183,7 +183,11 @@ SELECT t.* EXCLUDE (content_hash, reply_count, first_reply_at, accepted_at, is_r
                 a.n_answers, CASE WHEN t.source IN (SELECT DISTINCT source FROM reply) THEN 0 END) AS reply_count,
        coalesce(t.first_reply_at, a.first_answer_at) AS first_reply_at,
        coalesce(t.accepted_at, a.accepted_answer_at) AS accepted_at,
-       coalesce(t.is_resolved, a.accepted_answer_at IS NOT NULL, false) AS is_resolved
+       -- unknown (NULL) only where the source says nothing of resolution: neither a flag on any of
+       -- its threads nor replies to find an accepted answer among (a table with no resolved column)
+       coalesce(t.is_resolved, CASE WHEN a.accepted_answer_at IS NOT NULL THEN true
+                                    WHEN t.source IN (SELECT DISTINCT source FROM thread WHERE is_resolved IS NOT NULL)
+                                      OR t.source IN (SELECT DISTINCT source FROM reply) THEN false END) AS is_resolved
 FROM thread t LEFT JOIN agg a ON a.source = t.source AND a.thread_id = t.source_id""",
 ]
 

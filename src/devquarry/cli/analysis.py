@@ -60,6 +60,16 @@ def metrics(
     keep_duplicates: Annotated[
         bool, typer.Option(help="Count copies of a question (same source, title and time) apart.")
     ] = False,
+    bins: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--bins",
+            metavar="MEASURE=BINS",
+            help="Instead of the figures, the distribution of a measure per group: threads, share and 95% interval "
+            "per bin, e.g. 'replies=0,1-2,3-5,6-10,>10' or 'views=<=200,201-500,>500' (also score, hours_to_first_reply, "
+            "hours_to_accepted, days_to_close; a measure alone takes its default bins). Repeatable.",
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -69,6 +79,9 @@ def metrics(
     from devquarry.metrics import metrics as run_metrics
 
     fmt = output_format(as_json, as_csv, as_table)
+    if bins:
+        _distributions(bins, by, codebook, labels, run, count, period, source, keep_duplicates, db, fmt)
+        return
     with _store(db, read_only=True) as store:
         df = run_metrics(
             store,
@@ -87,6 +100,42 @@ def metrics(
 
         df = df[[c for c in HEADLINE_COLUMNS if c in df.columns]]
     emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table, title=title)
+
+
+def _distributions(specs, by, codebook, labels, run, count, period, source, keep_duplicates, db, fmt) -> None:
+    import pandas as pd
+
+    from devquarry.distributions import distribution, parse_bins_option, unknown_note
+
+    parsed = [parse_bins_option(s) for s in specs]  # every spec checked before the store is read
+    with _store(db, read_only=True) as store:
+        frames = [
+            distribution(
+                store,
+                m,
+                b,
+                by,
+                codebook=codebook,
+                period=period,
+                sources=source,
+                dedupe=not keep_duplicates,
+                labels=labels,
+                run=run,
+                count=count,
+            )
+            for m, b in parsed
+        ]
+    df = pd.concat(frames, ignore_index=True)
+    lines = ([_codes_line(frames[0].attrs)] if "codes_from" in frames[0].attrs else []) + [unknown_note(f) for f in frames]
+    if fmt == "table":
+        df = df[["measure", "group", "bin", "count", "share", "share_lo", "share_hi", "n", "unknown"]]
+    emit(
+        df,
+        as_json=fmt == "json",
+        as_csv=fmt == "csv",
+        as_table=fmt == "table",
+        title=_say("; ".join(lines), as_table=fmt == "table"),
+    )
 
 
 @app.command()

@@ -102,7 +102,9 @@ def ingest_table(
     map_: Annotated[
         Optional[str],
         typer.Option(
-            "--map", help="field=column,... (fields: see `devquarry ingest fields`). Columns named like a field map themselves."
+            "--map",
+            help="field=column,... (fields: see `devquarry ingest fields`); a value may be a DuckDB SQL expression over "
+            "the columns: reply_count=post_count - 1, views=coalesce(views, 0). Columns named like a field map themselves.",
         ),
     ] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding; a comma list is tried in order.")] = "utf-8",
@@ -114,7 +116,9 @@ def ingest_table(
     """Import CSV, TSV, JSONL or XLSX rows as threads.
 
     Without --map, columns named like a field (or id, link, created, creation_date) are mapped,
-    and the file must give an id or url, a title or body, and created_at."""
+    and the file must give an id or url, a title or body, and created_at. With --map only an id or
+    url is needed: a file of per-thread statistics imports without titles, and without a resolved
+    (or accepted_at) column its threads' resolution stays unknown."""
     from devquarry.sources import TableSource
 
     table = TableSource(files, source=source, mapping=map_, encoding=encoding, require_dates=not map_)

@@ -2,7 +2,9 @@
 reliability table behind it.
 
 A thread's confidence is its highest score; it is correct when that code is the gold one. Threads are
-put into ``bins`` equal-width confidence bins (low, high] over [0, 1] (the first one also holds 0); ECE = sum over bins of (bin size / n) * |accuracy in bin - mean confidence in bin|.
+put into ``bins`` equal-width confidence bins [low, high) over [0, 1] (the last one also holds 1), as
+``devquarry.evaluate.calibration_error`` does; ECE = sum over bins of (bin size / n) * |accuracy in
+bin - mean confidence in bin|.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def reliability_table(y_true, proba, classes, bins: int = 10) -> pd.DataFrame:
     """One row per non-empty confidence bin: its range, threads, mean confidence, accuracy, gap."""
     confidence, correct = _top_label(y_true, proba, classes)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    which = np.clip((confidence * bins).astype(int), 0, bins - 1)
     rows = []
     for b in range(bins):
         hit = which == b

@@ -37,7 +37,7 @@ class SupervisedCoder(ClassifierMixin, BaseEstimator):
         self.calibration_folds = calibration_folds
 
     def fit(self, X, y):
-        svm = LinearSVC(C=self.C, class_weight="balanced")
+        svm = LinearSVC(C=self.C, class_weight="balanced", random_state=0)  # liblinear shuffles: fixed for reproducible codes
         self.multi_label_ = len(y) > 0 and isinstance(y[0], (list, tuple))
         if self.multi_label_:
             self.binarizer_ = MultiLabelBinarizer().fit(y)

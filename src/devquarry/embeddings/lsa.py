@@ -24,6 +24,7 @@ class LSAEmbedder(Embedder):
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer
 
         texts = list(texts)
         # Rare- and common-word cuts are made for corpora; a handful of texts (the few resolved
@@ -32,10 +33,20 @@ class LSAEmbedder(Embedder):
         try:
             n_terms = tfidf.fit(texts).transform(texts).shape[1]
         except ValueError:
+            n_terms = 0
+        if n_terms < 3:
             tfidf = TfidfVectorizer(stop_words="english", sublinear_tf=True)
-            n_terms = tfidf.fit(texts).transform(texts).shape[1]
-        svd = TruncatedSVD(n_components=max(2, min(self.dims, n_terms - 1, len(texts) - 1)), random_state=self.seed)
-        self.pipeline_ = make_pipeline(tfidf, svd).fit(texts)
+            try:
+                n_terms = tfidf.fit(texts).transform(texts).shape[1]
+            except ValueError:  # nothing but stop words and single letters: their characters
+                tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
+                n_terms = tfidf.fit(texts).transform(texts).shape[1]
+        k = min(self.dims, n_terms - 1, len(texts) - 1)
+        # Too few words or texts for an SVD of two dimensions: the TF-IDF vectors themselves.
+        reduce = (
+            TruncatedSVD(n_components=k, random_state=self.seed) if k >= 2 else FunctionTransformer(_dense, accept_sparse=True)
+        )
+        self.pipeline_ = make_pipeline(tfidf, reduce).fit(texts)
         return self
 
     def encode(self, texts, progress=None) -> np.ndarray:
@@ -46,6 +57,10 @@ class LSAEmbedder(Embedder):
         if progress:
             progress(len(texts))
         return normalise(vectors)
+
+
+def _dense(matrix):
+    return matrix.toarray()
 
 
 @register("lsa")

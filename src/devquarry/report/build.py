@@ -163,7 +163,7 @@ def _build(store: Store, out: Path, title: str, data: dict | None) -> Path:
             version=devquarry.__version__,
             totals={
                 "threads": int(summary["threads"].sum()) if not summary.empty else 0,
-                "replies": int(summary["replies"].sum()) if not summary.empty else 0,
+                "replies": int(summary["replies_stored"].sum()) if not summary.empty else 0,
                 "sources": len(summary),
             },
             summary=summary.to_dict("records"),
@@ -191,6 +191,7 @@ def _build(store: Store, out: Path, title: str, data: dict | None) -> Path:
             limits=limits,
             topics=topics,
             taxonomy=data.get("taxonomy"),
+            reproduce=data.get("reproduce") or [],
             runs=runs,
             small_group=SMALL_GROUP,
             resamples=RESAMPLES,

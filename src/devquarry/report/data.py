@@ -172,6 +172,49 @@ def taxonomy_table(store: Store) -> dict | None:
     }
 
 
+def report_distributions(store: Store, measures: tuple[str, ...] = ("replies", "views")) -> dict[str, pd.DataFrame]:
+    """Per source, each measure's distribution over its default bins (``distributions.DEFAULT_BINS``:
+    the forum study's), for the measures some thread has a value of."""
+    from devquarry.distributions import distribution
+
+    out = {}
+    for measure in measures:
+        df = distribution(store, measure, by="source")
+        if df.attrs["threads"] > df.attrs["unknown"]:
+            out[measure] = df
+    return out
+
+
+def reproductions(store: Store) -> list[dict]:
+    """The shipped studies this store can be set beside, each as ``reproduce`` returns it: a study
+    whose ``sources`` name a source of the store (compared on those sources), or whose codebook the
+    store holds codes for (on the whole store); kept only where at least one figure has a number."""
+    from fnmatch import fnmatch
+
+    from devquarry.errors import InputError
+    from devquarry.metrics import store_codebooks
+    from devquarry.reproduce import display_rows, reproduce
+    from devquarry.studies import list_studies, load_study
+
+    held = set(store_codebooks(store))
+    sources = [r[0] for r in store.con.execute("SELECT DISTINCT source FROM thread ORDER BY 1").fetchall()]
+    out = []
+    for study_id in list_studies().id:
+        study = load_study(study_id)
+        matching = [s for s in sources if any(fnmatch(s, p) for p in study.sources)]
+        if not matching and study.codebook not in held:
+            continue
+        try:
+            df = reproduce(store, study, source=matching or None)
+        except InputError:  # e.g. a codebook held under an id that no longer loads: nothing to compare
+            continue
+        if df.ours.notna().any():
+            out.append(
+                {"study": study, "frame": df, "rows": display_rows(df, flag_missing=True).to_dict("records"), "sources": matching}
+            )
+    return out
+
+
 def report_data(store: Store, top_n: int = 5, period: str = "quarter") -> dict:
     """Everything the report shows."""
     from devquarry import topics as tp
@@ -203,6 +246,8 @@ def report_data(store: Store, top_n: int = 5, period: str = "quarter") -> dict:
     data["trends"] = _drop_off_subject(trends(store, by, codebook=codebook, period=period))
     data["series"] = _drop_off_subject(series(store, by, codebook=codebook, period=period))
     data["taxonomy"] = taxonomy_table(store)
+    data["distributions"] = report_distributions(store)
+    data["reproduce"] = reproductions(store)
     data["compare"] = None
     if codebook:
         long = compare(store, codebook)

@@ -42,6 +42,26 @@ _HOTSPOTS = [
 ]
 
 
+# A reproduction table for a paper: what each side says and how far apart they are.
+REPRODUCE_COLUMNS = [
+    "figure",
+    "ref",
+    "item",
+    "origin",
+    "unit",
+    "published",
+    "published_count",
+    "published_n",
+    "ours",
+    "our_count",
+    "our_n",
+    "difference",
+    "ours_lo",
+    "ours_hi",
+    "missing",
+]
+
+
 def _cols(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return df[[c for c in cols if c in df.columns]].reset_index(drop=True)
 
@@ -65,6 +85,10 @@ def paper_tables(data: dict) -> dict[str, pd.DataFrame]:
         t["cross_platform"] = side_by_side(data["compare"])
     if data.get("hotspots") is not None:
         t["hotspots"] = _cols(data["hotspots"], _HOTSPOTS)
+    for measure, dist in (data.get("distributions") or {}).items():
+        t[f"{measure}_distribution"] = dist.drop(columns=["ci_method"]).reset_index(drop=True)
+    for rep in data.get("reproduce") or []:
+        t[f"reproduce_{rep['study'].id}"] = _cols(rep["frame"], REPRODUCE_COLUMNS)
     if data.get("topic_run") is not None:
         topics = data["topics"].copy()
         topics["keywords"] = topics["keywords"].map(lambda k: ", ".join(list(k)[:8]))

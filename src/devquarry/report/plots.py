@@ -50,6 +50,7 @@ def threads_per_month(monthly: pd.DataFrame, note: dict | None = None) -> go.Fig
 
 
 def resolved_share(summary: pd.DataFrame) -> go.Figure:
+    summary = summary[summary["share_resolved"].notna()]  # a source that states no resolution has no bar
     fig = go.Figure(
         go.Bar(
             x=summary["share_resolved"] * 100,
@@ -84,7 +85,7 @@ def group_series(series: pd.DataFrame, period: str, top: int = 10) -> go.Figure:
 def unresolved_by_group(m: pd.DataFrame) -> go.Figure:
     """Share unresolved per group with its 95% interval (the (all) row as a reference line). The
     value labels sit right of each interval's upper end, so the error bars never cross them."""
-    rows = m[m.group != "(all)"].sort_values("pct_unresolved")
+    rows = m[(m.group != "(all)") & m.pct_unresolved.notna()].sort_values("pct_unresolved")
     has_ci = "pct_unresolved_lo" in rows
     err = (
         dict(
@@ -121,7 +122,7 @@ def unresolved_by_group(m: pd.DataFrame) -> go.Figure:
         )
     )
     overall = m[m.group == "(all)"]
-    if not overall.empty:
+    if not overall.empty and pd.notna(overall.pct_unresolved.iloc[0]):
         fig.add_vline(
             x=float(overall.pct_unresolved.iloc[0]) * 100, line_dash="dot", annotation_text="all", annotation_position="top"
         )
@@ -199,20 +200,60 @@ def topics_over_time(over_time: pd.DataFrame, top: int = 8, start: pd.Timestamp 
     return fig
 
 
+def distribution_bars(dist: pd.DataFrame) -> go.Figure:
+    """Share of threads per bin (``distributions.distribution``), a bar per source with its 95%
+    interval; where one source only has values, its bars alone. The subtitle says how many threads
+    had no value and were left out."""
+    rows = dist[dist.bin != "(outside the bins)"]
+    # Sources without a value of the measure have no bars (their threads are counted as left out).
+    groups = [g for g in rows.group.unique() if g != "(all)" and rows.loc[rows.group == g, "n"].iloc[0] > 0]
+    shown = ["(all)"] if len(groups) <= 1 else groups
+    fig = go.Figure()
+    for group in shown:
+        g = rows[rows.group == group]
+        fig.add_trace(
+            go.Bar(
+                x=g.bin.map(html_label),
+                y=g.share * 100,
+                name=html_label(group if group != "(all)" or len(groups) != 1 else groups[0]),
+                error_y=dict(
+                    type="data", symmetric=False, array=(g.share_hi - g.share) * 100, arrayminus=(g.share - g.share_lo) * 100
+                ),
+                customdata=list(zip(g["count"], g.n)),
+                hovertemplate="%{x}: %{y:.1f}% (%{customdata[0]:,} of %{customdata[1]:,})<extra>%{fullData.name}</extra>",
+            )
+        )
+    a = dist.attrs
+    what = a.get("what", a.get("measure", ""))
+    known = a.get("threads", 0) - a.get("unknown", 0)
+    sub = f"{known:,} threads with a value" + (f"; {a['unknown']:,} without one left out" if a.get("unknown") else "")
+    fig.update_layout(
+        title=f"{html_label(what[:1].upper() + what[1:])} (95% interval)<br><sup>{html_label(sub)}</sup>",
+        xaxis_title=html_label(what),
+        yaxis_title="% of threads",
+        barmode="group",
+        showlegend=len(shown) > 1,
+        **dict(_LAYOUT, margin=dict(l=50, r=20, t=70, b=40)),
+    )
+    return fig
+
+
 def report_figures(data: dict) -> dict[str, go.Figure]:
     """Every figure the report data supports, by file-friendly name."""
     figs = {}
     if not data["monthly"].empty:
         figs["threads_per_month"] = threads_per_month(data["monthly"], data.get("monthly_note"))
-    if not data["summary"].empty:
+    if data["summary"]["share_resolved"].notna().any():
         figs["resolved_share"] = resolved_share(data["summary"])
     if data.get("series") is not None and not data["series"].empty:
         figs["threads_per_period_by_group"] = group_series(data["series"], data["period"])
     group = data.get("difficulty_by_group")
     if group is None:
         group = data.get("difficulty_by_source")
-    if group is not None and len(group) > 1:
+    if group is not None and len(group) > 1 and group.pct_unresolved.notna().sum() > 1:
         figs["unresolved_by_group"] = unresolved_by_group(group)
+    for measure, dist in (data.get("distributions") or {}).items():
+        figs[f"{measure}_distribution"] = distribution_bars(dist)
     if data.get("hotspots") is not None and len(data["hotspots"]) > 1:
         figs["hotspots"] = hotspot_map(data["hotspots"])
     if data.get("topic_run") is not None and not data["topics_over_time"].empty:

@@ -5,7 +5,9 @@ Accepted shapes, detected per file:
 - a list of topics each carrying its posts in ``post_comments`` (the shape of the
   published OpenAI-forum crawl);
 - ``/latest.json`` (or ``/c/{slug}/{id}.json``): ``topic_list.topics``, which has counts
-  but no bodies; these become partial threads that never overwrite a full copy.
+  but no bodies, or a bare JSON array of such entries; these become partial threads (replies =
+  posts_count - 1, views, likes, accepted, closed, category) that never overwrite a full copy,
+  but refresh its counters, category and closed state when they are no older than it.
 """
 
 from __future__ import annotations
@@ -62,7 +64,22 @@ def _parse_file(data: Any, path: Path, host: str) -> Iterator[Record]:
         return
     topics = data if isinstance(data, list) else [data]
     for i, topic in enumerate(topics):
-        yield from _full_topic(_as_topic(topic, path, i), path, i, host)
+        topic = _as_topic(topic, path, i)
+        if _has_posts(topic) or not _is_list_entry(topic):
+            yield from _full_topic(topic, path, i, host)
+        else:
+            yield _list_entry(topic, path, i, host, {})
+
+
+def _has_posts(topic: dict) -> bool:
+    stream = topic.get("post_stream")
+    return "post_comments" in topic or (isinstance(stream, dict) and "posts" in stream)
+
+
+def _is_list_entry(topic: dict) -> bool:
+    """A topic-list entry (``topic_list.topics`` of /latest.json or a category page, or a bare array
+    of them) carries counts but no posts; a topic JSON always has its post_stream."""
+    return "post_stream" not in topic and any(k in topic for k in ("posts_count", "highest_post_number", "bumped_at"))
 
 
 def _as_topic(topic: Any, path: Path, i: int) -> dict:

@@ -12,7 +12,8 @@ from typing import Any
 
 from devquarry.errors import InputError
 from devquarry.model import Record, Thread
-from devquarry.sources.base import Source, decode, int_field, read_bytes, text_field, time_field
+from devquarry.sources.base import Source, decode, float_field, int_field, read_bytes, text_field, time_field
+from devquarry.sources.expressions import evaluate, is_bare_name
 from devquarry.sources.limits import (
     INT32_MAX,
     INT64_MAX,
@@ -67,19 +68,23 @@ _HINTS = {
     "created_at": ("creat", "date", "time", "posted"),
 }
 _ID_IN_URL = re.compile(r"/(?:questions|q|t/[^/]+|issues|pull)/(\d+)")
+_ENTRY = re.compile(r"\s*(?:\w+\s*=(?!=)|,|$)")  # what follows a comma that ends an entry
 _TRUE = {"1", "true", "yes", "y", "t", "solved", "resolved"}
 _FALSE = {"0", "false", "no", "n", "f", "unsolved", "", "none", "nan"}
 
 
 def parse_mapping(spec: str | dict[str, str] | None) -> dict[str, str]:
-    """``"title=Title,url=Link"`` -> {"title": "Title", "url": "Link"}; unknown fields are errors."""
+    """``"title=Title,url=Link"`` -> {"title": "Title", "url": "Link"}; unknown fields are errors.
+
+    A value is a column or a DuckDB SQL expression over the columns (``reply_count=post_count - 1``);
+    a comma inside brackets or quotes belongs to the expression (``views=coalesce(views, 0)``)."""
     if spec is None:
         return {}
     if isinstance(spec, dict):
         pairs = list(spec.items())
     else:
         pairs = []
-        for part in spec.split(","):
+        for part in _split_entries(spec):
             if not part.strip():
                 continue
             if "=" not in part:
@@ -92,6 +97,23 @@ def parse_mapping(spec: str | dict[str, str] | None) -> dict[str, str]:
             raise InputError(None, f"unknown --map field {field!r}; known fields: {', '.join(FIELDS)}", field=field)
         mapping[field] = column
     return mapping
+
+
+def _split_entries(spec: str) -> list[str]:
+    """``spec`` cut at each comma outside brackets that starts a new ``name=`` entry: a comma inside
+    ``coalesce(views, 0)`` belongs to the expression, and a column name with a quote in it reads as
+    it always did (quotes are not tracked: a comma inside a quoted literal must be in brackets)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(spec):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth = max(depth - 1, 0)
+        elif ch == "," and depth == 0 and _ENTRY.match(spec, i + 1):
+            parts.append(spec[start:i])
+            start = i + 1
+    parts.append(spec[start:])
+    return parts
 
 
 def auto_mapping(columns: list[str], mapping: dict[str, str]) -> dict[str, str]:
@@ -143,6 +165,7 @@ class TableSource(Source):
         self.sheet = sheet
         self.require_dates = require_dates
         self.mappings: dict[str, dict[str, str]] = {}
+        self._expressions: dict[str, str] = {}
 
     def params(self) -> dict[str, Any]:
         return {
@@ -158,23 +181,37 @@ class TableSource(Source):
             self.current = path
             rows = self._rows(path)
             header = None
+            pending: list[tuple[int, dict]] = []
             for line, row in rows:
                 check_value(row, path, line=line)
                 if header is None:
                     header = list(row)
                     self._check_header(path, header)
-                yield self._thread(path, line, row)
+                if self._expressions:
+                    pending.append((line, row))  # expressions are evaluated over the whole file at once
+                else:
+                    yield self._thread(path, line, row)
+            if pending:
+                computed = evaluate(path, [row for _, row in pending], self._expressions)
+                for i, (line, row) in enumerate(pending):
+                    yield self._thread(path, line, row, {field: values[i] for field, values in computed.items()})
 
     def _check_header(self, path: Path, columns: list[str]) -> None:
         header = set(columns)
         mapping = auto_mapping(columns, self.mapping)
+        # A value that is no column is an expression over the columns; a bare name that is no
+        # column is a misspelt one.
+        self._expressions = {}
         for field, column in mapping.items():
-            if column not in header:
+            if column in header:
+                continue
+            if is_bare_name(column) and column.lower() not in {str(c).lower() for c in header}:
                 raise InputError(
                     path,
                     f"column {column!r} (mapped to {field}) is not in the file; columns: {', '.join(sorted(header))}",
                     field=column,
                 )
+            self._expressions[field] = column
         if self.require_dates:
             missing = [group for group in REQUIRED if not set(group) & mapping.keys()]
             if missing:
@@ -189,8 +226,7 @@ class TableSource(Source):
                 )
         if not ({"source_id", "url"} & mapping.keys()):
             raise InputError(path, "map a column to source_id or url (e.g. --map url=Link)", field="source_id")
-        if not ({"title", "body", "body_html"} & mapping.keys()):
-            raise InputError(path, "map a column to title or body (e.g. --map title=Title)", field="title")
+        # Title and body are optional once a mapping is given: a file of per-thread statistics has neither.
         self._effective = mapping
         self.mappings[str(path)] = dict(sorted(mapping.items(), key=lambda kv: list(FIELDS).index(kv[0])))
 
@@ -254,14 +290,19 @@ class TableSource(Source):
             yield n, {k: ("" if v is None else v) for k, v in zip(names, values)}
         self.progress(path.stat().st_size)
 
-    def _thread(self, path: Path, line: int, row: dict) -> Thread:
+    def _thread(self, path: Path, line: int, row: dict, computed: dict | None = None) -> Thread:
         m = self._effective
+        computed = computed or {}
+
+        def name(field):
+            # Errors name the column, or for an expression the field and the expression.
+            return f"{field}={m[field]}" if field in computed else m.get(field, field)
 
         def get(field):
             col = m.get(field)
             if col is None:
                 return None
-            value = row.get(col)
+            value = computed[field] if field in computed else row.get(col)
             if value is None:
                 return None
             if isinstance(value, str):
@@ -270,12 +311,12 @@ class TableSource(Source):
             return value
 
         def text(field):
-            return text_field(get(field), path, m.get(field, field), line=line)
+            return text_field(get(field), path, name(field), line=line)
 
         url = text("url")
         source_id = get("source_id")
         if source_id is not None:
-            source_id = text_field(_whole(source_id), path, m["source_id"], line=line)
+            source_id = text_field(_whole(source_id), path, name("source_id"), line=line)
         if source_id is None:
             if url is None:
                 raise InputError(path, "row has neither an id nor a url", line=line, field=m.get("url") or m.get("source_id"))
@@ -285,10 +326,10 @@ class TableSource(Source):
         body, code = html_to_text(body_html) if body_html else (repair(text("body") or ""), "")
 
         def ts(field):
-            return time_field(get(field), path, m.get(field, field), line=line)
+            return time_field(get(field), path, name(field), line=line)
 
         def num(field, limit=INT64_MAX):
-            return int_field(get(field), path, m.get(field, field), line=line, limit=limit)
+            return int_field(get(field), path, name(field), line=line, limit=limit)
 
         resolved = get("is_resolved")
         if resolved is not None:
@@ -300,20 +341,24 @@ class TableSource(Source):
             elif key in _FALSE:
                 resolved = False
             else:
-                raise InputError(path, f"not a yes/no value: {resolved!r}", line=line, field=m["is_resolved"])
+                raise InputError(path, f"not a yes/no value: {resolved!r}", line=line, field=name("is_resolved"))
         accepted_at = ts("accepted_at")
         if resolved is None and accepted_at is not None:
             resolved = True
+        if resolved is None and ({"is_resolved", "accepted_at"} & m.keys()):
+            # An empty cell in a resolution column says "not resolved"; without such a column
+            # resolution stays unknown (None), and the figures leave the thread out of % unresolved.
+            resolved = False
         tags = get("tags")
         if isinstance(tags, list):
-            tags = [text_field(t, path, m["tags"], line=line) for t in tags if t is not None]
+            tags = [text_field(t, path, name("tags"), line=line) for t in tags if t is not None]
         else:
             tags = [t for t in re.split(r"[,;|<>]+", text("tags") or "") if t.strip()]
         label = text("label")
         return Thread(
             source=self.source,
             source_id=source_id,
-            title=repair(text("title") or ""),
+            title=repair(text("title") or "") if "title" in m else None,
             url=url,
             body_text=body,
             body_html=body_html,
@@ -327,7 +372,7 @@ class TableSource(Source):
             first_reply_at=ts("first_reply_at"),
             closed_at=ts("closed_at"),
             views=num("views"),
-            score=num("score"),
+            score=_score(get("score"), path, name("score"), line),
             reply_count=num("reply_count", INT32_MAX),
             is_resolved=resolved,
             state=text("state"),
@@ -351,6 +396,17 @@ def _check_zip(path: Path) -> None:
     if total > cap:
         biggest = max(members, key=lambda m: m.file_size)
         raise too_big(path, f"workbook once unzipped ({human(total)}; biggest member {biggest.filename})", cap)
+
+
+def _score(value, path: Path, field: str, line: int):
+    """A score may be an average (avg_score 21762.8): kept as it is; a whole one stays an int, as
+    it was read before (so that content hashes, and re-imports, see no change)."""
+    if isinstance(value, str) and value.strip().lower() in {"none", "null", "nan"}:
+        return None
+    number = float_field(value, path, field, line=line)
+    if isinstance(number, float) and number.is_integer() and abs(number) <= INT64_MAX:
+        return int(number)
+    return number
 
 
 def _whole(value):
