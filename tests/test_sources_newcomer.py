@@ -80,7 +80,7 @@ def test_store_of_the_previous_version_gets_the_flag(tmp_path):
         s.con.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
         path = s.path
     with Store(path) as s:
-        assert s.schema_version == SCHEMA_VERSION == 8
+        assert s.schema_version == SCHEMA_VERSION == 9
         assert int(s.query("SELECT count(*) AS n FROM replies WHERE is_bot").n[0]) > 0
         assert _median_hours(s) == pytest.approx(17.38, abs=0.01)
         # Ingesting the same file again changes nothing: the flag is not part of a reply's content.
