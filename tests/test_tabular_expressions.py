@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from devquarry import Store, build_report, info, ingest_table, metrics
+from devquarry import Store, build_report, info, ingest_table, metrics, trends
 from devquarry.errors import InputError
 
 STATS_MAP = "source_id=topic_id,category=category_id,reply_count=post_count - 1,score=avg_score"
@@ -73,6 +73,36 @@ def test_untitled_rows_go_through_info_metrics_and_report(stats_csv, tmp_path):
     assert m.loc["(all)", "pct_unresolved"] == pytest.approx((raw.post_count <= 2).mean())
     html = out.read_text()
     assert "nan%" not in html and "forum-stats" in html
+
+
+def test_trends_leave_unknown_resolution_out_of_the_unresolved_share(tmp_path):
+    # Twelve forum topics over two quarters; one copy states resolution, the other does not.
+    rows = pd.DataFrame(
+        {
+            "topic_id": range(1, 13),
+            "created": [f"2024-0{1 + i % 6}-15" for i in range(12)],
+            "post_count": [1, 2, 3, 4, 5, 6, 1, 1, 2, 9, 3, 2],
+        }
+    )
+    path = tmp_path / "topics.csv"
+    rows.to_csv(path, index=False)
+    with Store(tmp_path / "s.duckdb") as s:
+        ingest_table(s, [path], source="known", mapping="source_id=topic_id,created_at=created,is_resolved=post_count > 2")
+        ingest_table(s, [path], source="unknown", mapping="source_id=topic_id,created_at=created")
+        long = trends(s, "source", measure="pct_unresolved", complete_only=False)
+        from devquarry.trends import series
+
+        per = series(s, "source", complete_only=False).set_index(["group", "period"])
+    q1 = pd.Timestamp("2024-01-01")
+    first = rows[pd.to_datetime(rows.created) < pd.Timestamp("2024-04-01")]
+    assert per.loc[("known", q1), "threads"] == len(first) == 6
+    assert per.loc[("known", q1), "pct_unresolved"] == pytest.approx((first.post_count <= 2).mean())
+    # Unknown resolution is no evidence of "unresolved": no share, not 100%.
+    assert per.loc[("unknown", q1), "resolution_known"] == 0 and math.isnan(per.loc[("unknown", q1), "pct_unresolved"])
+    long = long.set_index("group")
+    second = rows[pd.to_datetime(rows.created) >= pd.Timestamp("2024-04-01")]
+    assert long.loc["known", "last_value"] == pytest.approx((second.post_count <= 2).mean()) == pytest.approx(1 / 6)
+    assert pd.isna(long.loc["unknown", "last_value"]) and long.loc["unknown", "threads"] == 12
 
 
 def test_expressions_beside_plain_columns_with_odd_names(store, tmp_path):

@@ -238,6 +238,7 @@ def classify(
                 gate = _relevance(store, features, gate_labels, cb, out, relevance, threads, coder)
                 if gate is not None:
                     out = gate
+    out = _ranked(out)
     run_id = _save(
         store,
         cb,
@@ -365,11 +366,15 @@ def _topic_codes(store: Store, threads: pd.DataFrame, labels: pd.DataFrame, topi
     return codes, scores
 
 
+def _ranked(out: pd.DataFrame) -> pd.DataFrame:
+    if "rank" in out:
+        return out
+    # A thread's codes ranked by score: the first is its primary code.
+    out = out.assign(_s=out.score.fillna(-1.0)).sort_values(["source", "source_id", "_s"], ascending=[True, True, False])
+    return out.assign(rank=out.groupby(["source", "source_id"]).cumcount()).drop(columns="_s").reset_index(drop=True)
+
+
 def _save(store: Store, cb: Codebook, method: str, out: pd.DataFrame, params: dict, started) -> int:
-    if "rank" not in out:
-        # A thread's codes ranked by score: the first is its primary code.
-        out = out.assign(_s=out.score.fillna(-1.0)).sort_values(["source", "source_id", "_s"], ascending=[True, True, False])
-        out = out.assign(rank=out.groupby(["source", "source_id"]).cumcount()).drop(columns="_s")
     with store.transaction() as con:
         run_id = store.next_run_id()
         batch = pa.table(  # noqa: F841 (read by DuckDB)

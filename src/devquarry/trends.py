@@ -108,7 +108,8 @@ def series(
     run: int | None = None,
     count: str | None = None,
 ) -> pd.DataFrame:
-    """Long table: group, period (start), threads, unresolved, pct_unresolved; each group over its own
+    """Long table: group, period (start), threads, resolution_known, unresolved, pct_unresolved
+    (over the threads whose resolution is known); each group over its own
     span, empty periods inside it filled with zeros; ``count`` as in ``metrics``."""
     grouping = by if by != "period" else "source"
     check_codes_choice(grouping, labels, run)
@@ -116,7 +117,8 @@ def series(
     select_groups(store, grouping, period=period, sources=sources, dedupe=dedupe, codes=codes)
     try:
         df = store.query(f"""SELECT grp AS "group", source, date_trunc('{period}', created_at)::DATE AS period,
-                                    count(*) AS threads, count(*) FILTER (WHERE NOT coalesce(is_resolved, false)) AS unresolved
+                                    count(*) AS threads, count(is_resolved) AS resolution_known,
+                                    count(*) FILTER (WHERE NOT is_resolved) AS unresolved
                              FROM sel WHERE created_at IS NOT NULL GROUP BY ALL""")
         # A thread with several codes is one thread of the selection: counted once here.
         per_source = store.query(f"""SELECT source, date_trunc('{period}', created_at)::DATE AS period, count(*) AS threads
@@ -151,10 +153,11 @@ def series(
     for group, g in df.groupby("group", sort=True):
         srcs = g.source.unique()
         span = pd.date_range(first[srcs].min(), last[srcs].max(), freq=freq)
-        g = g.groupby("period")[["threads", "unresolved"]].sum()
+        g = g.groupby("period")[["threads", "resolution_known", "unresolved"]].sum()
         frames.append(g.reindex(span, fill_value=0).rename_axis("period").reset_index().assign(group=group))
-    out = pd.concat(frames, ignore_index=True)[["group", "period", "threads", "unresolved"]]
-    out["pct_unresolved"] = out.unresolved / out.threads.where(out.threads > 0)
+    out = pd.concat(frames, ignore_index=True)[["group", "period", "threads", "resolution_known", "unresolved"]]
+    # As in metrics: a thread whose resolution is unknown (a table with no resolved column) is not unresolved.
+    out["pct_unresolved"] = out.unresolved / out.resolution_known.where(out.resolution_known > 0)
     out.attrs.update(attrs)
     return out
 
