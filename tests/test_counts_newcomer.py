@@ -86,7 +86,10 @@ def test_metrics_by_hand_labels_reproduce_the_readme_table(demo_db):
     )
     assert hand.loc["gpt-actions", "threads"] == 31 and round(hand.loc["gpt-actions", "pct_unresolved"] * 100, 1) == 96.8
     assert hand.attrs["codes_from"] == "hand labels (rater study), each thread's primary code"
-    assert machine.attrs["codes_from"] == f"classify run {run} (supervised), each thread's primary code" and "irrelevant" in machine.index
+    assert (
+        machine.attrs["codes_from"] == f"classify run {run} (supervised), each thread's primary code"
+        and "irrelevant" in machine.index
+    )
     assert by_run.equals(machine)
 
 

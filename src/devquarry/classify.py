@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -83,14 +84,14 @@ def _inputs(coder: str, features: ThreadFeatures):
     return x
 
 
-def _make(coder: str, store: Store | None):
-    from devquarry.coders.registry import make_coder
+def _make(coder: str, store: Store | None, progress: Callable[[int], None] | None = None):
+    from devquarry.coders.registry import EMBEDDING, make_coder
 
-    if coder == "stacked" and store is not None:
+    if EMBEDDING.get(coder) and store is not None:
         from devquarry.coders.stacked import store_embed
 
         # The store's embedding cache: a second run embeds nothing it embedded before.
-        return make_coder(coder, embed=store_embed(store, "minilm"))
+        return make_coder(coder, embed=store_embed(store, EMBEDDING[coder], progress))
     return make_coder(coder)
 
 
@@ -115,10 +116,12 @@ def code_threads(
     coder: str = "lexical",
     features: ThreadFeatures | None = None,
     store: Store | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Train a coder on ``labels`` (threads with ``primary`` and ``codes``, text included) and code
     ``threads``. Returns one row per (thread, code) with its score and rank (0 = primary), and what
-    was learnt. A thread's codes depend only on the training labels and its own text."""
+    was learnt. A thread's codes depend only on the training labels and its own text. ``progress``
+    hears of the texts a coder with a dense half embeds (or finds cached), in batches."""
     counts = labels.primary.value_counts()
     # Calibration needs a few examples of each code; rarer codes cannot be learnt.
     too_rare = sorted(counts[counts < MIN_EXAMPLES].index)
@@ -146,7 +149,7 @@ def code_threads(
         chosen = [sorted(cs, key=lambda c, i=i: -proba[i, col[c]]) for i, cs in enumerate(picked)]
         info["coder"] = "lexical (multi-label)"
     else:
-        model = _make(coder, store).fit(x(keyed), keyed.primary.tolist())
+        model = _make(coder, store, progress).fit(x(keyed), keyed.primary.tolist())
         proba = model.predict_proba(x(threads))
         col = {c: i for i, c in enumerate(model.classes_)}
         chosen = []
@@ -232,7 +235,16 @@ def classify(
                 gate_labels = _labels_with_text(store, cb, every, raters, train_sources, level, keep_irrelevant=True)
             # The vocabulary comes from the training threads only; every thread coded is transformed once.
             features = ThreadFeatures(labels if gate_labels is None else gate_labels, apply_to=[threads])
-            out, learnt = code_threads(threads, labels, cb, coder=info["coder"], features=features, store=store)
+            embedded = [0]
+
+            def on_embed(n: int) -> None:
+                embedded[0] += n
+                if progress:
+                    progress(embedded[0], None)
+
+            out, learnt = code_threads(
+                threads, labels, cb, coder=info["coder"], features=features, store=store, progress=on_embed
+            )
             info.update({k: v for k, v in learnt.items() if k != "proba"})
             if gate_labels is not None:
                 gate = _relevance(store, features, gate_labels, cb, out, relevance, threads, coder)

@@ -120,7 +120,13 @@ def run_demo(
             f"unchanged data and labels, run {run_id} kept"
         )
     else:
-        coded = classify(store, DEMO_CODEBOOK, method="supervised", sources=[DEMO_SOURCE])
+        seen = [0]
+
+        def moved(done: int, total: int | None) -> None:
+            steps.advance(max(done - seen[0], 0))
+            seen[0] = max(seen[0], done)
+
+        coded = classify(store, DEMO_CODEBOOK, method="supervised", sources=[DEMO_SOURCE], progress=moved)
         per_thread = coded.drop_duplicates(["source", "source_id"])
         aside = int((per_thread.code == "irrelevant").sum())
         steps.done(f"{len(per_thread):,} threads coded into {DEMO_CODEBOOK}; {aside:,} set aside as off-subject")

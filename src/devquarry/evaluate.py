@@ -28,6 +28,7 @@ from devquarry.classify import (
     training_labels,
 )
 from devquarry.codebooks import Codebook, load_codebook
+from devquarry.coders.calibration import calibration_error
 from devquarry.errors import InputError
 from devquarry.fold_features import counted
 from devquarry.store import Store
@@ -49,19 +50,6 @@ def scores(y_true, y_pred) -> dict:
         "kappa": float(cohen_kappa_score(y_true, y_pred)),
         "per_code": per,
     }
-
-
-def calibration_error(confidence, correct, bins: int = 10) -> float:
-    """Expected calibration error of the top code: the mean gap between a code's score and how often
-    codes of that score are right, over equal-width score bins, weighted by the bin's size."""
-    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
-    keep = ~np.isnan(confidence)
-    confidence, correct = confidence[keep], correct[keep]
-    if not len(confidence):
-        return float("nan")
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    gap = sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).sum() for b in np.unique(which))
-    return float(gap / len(confidence))
 
 
 def cross_validated(texts: list[str], labels: list[str], folds: int = 5, seed: int = 42) -> np.ndarray:

@@ -308,6 +308,14 @@ def classify(
 
         llm = LLMSettings.from_env(samples=samples, examples=examples, workers=workers, timeout=timeout)
     with _store(db) as store, _progress(0, "coding") as advance:
+        seen = [0]
+
+        def moved(done: int, total: int | None) -> None:
+            # The LLM coder reports each thread coded (with a total), a dense coder the texts embedded so far.
+            step = 1 if total else max(done - seen[0], 0)
+            seen[0] = max(seen[0], done) if not total else seen[0]
+            advance(step)
+
         df = run_classify(
             store,
             codebook,
@@ -322,7 +330,7 @@ def classify(
             llm=llm,
             max_threads=max_threads,
             notify=lambda line: say(line, to_err=True),
-            progress=lambda done, total: advance(1),
+            progress=moved,
         )
     if fmt != "table":
         emit(df, as_json=as_json, as_csv=as_csv)

@@ -2,9 +2,9 @@
 reliability table behind it.
 
 A thread's confidence is its highest score; it is correct when that code is the gold one. Threads are
-put into ``bins`` equal-width confidence bins [low, high) over [0, 1] (the last one also holds 1), as
-``devquarry.evaluate.calibration_error`` does; ECE = sum over bins of (bin size / n) * |accuracy in
-bin - mean confidence in bin|.
+put into ``bins`` equal-width confidence bins [low, high) over [0, 1] (the last one also holds 1);
+ECE = sum over bins of (bin size / n) * |accuracy in bin - mean confidence in bin|. Threads without a
+score (NaN) are left out.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ def _top_label(y_true, proba, classes) -> tuple[np.ndarray, np.ndarray]:
     return confidence, correct.astype(float)
 
 
-def reliability_table(y_true, proba, classes, bins: int = 10) -> pd.DataFrame:
-    """One row per non-empty confidence bin: its range, threads, mean confidence, accuracy, gap."""
-    confidence, correct = _top_label(y_true, proba, classes)
+def reliability_bins(confidence, correct, bins: int = 10) -> pd.DataFrame:
+    """One row per non-empty confidence bin: its range, threads, mean confidence, accuracy, gap;
+    from each thread's top score (``confidence``) and whether its top code is right (``correct``)."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    keep = ~np.isnan(confidence)
+    confidence, correct = confidence[keep], correct[keep]
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip((confidence * bins).astype(int), 0, bins - 1)
     rows = []
@@ -41,9 +44,19 @@ def reliability_table(y_true, proba, classes, bins: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["low", "high", "n", "confidence", "accuracy", "gap"])
 
 
-def expected_calibration_error(y_true, proba, classes, bins: int = 10) -> float:
-    """Top-label ECE (0 = perfectly calibrated); ``proba`` has one column per entry of ``classes``."""
-    table = reliability_table(y_true, proba, classes, bins)
+def calibration_error(confidence, correct, bins: int = 10) -> float:
+    """Top-label ECE from each thread's top score and whether that code is right (0 = calibrated)."""
+    table = reliability_bins(confidence, correct, bins)
     if table.empty:
         return float("nan")
     return float((table.n / table.n.sum() * table.gap.abs()).sum())
+
+
+def reliability_table(y_true, proba, classes, bins: int = 10) -> pd.DataFrame:
+    """:func:`reliability_bins` of a probability matrix (one column per entry of ``classes``)."""
+    return reliability_bins(*_top_label(y_true, proba, classes), bins)
+
+
+def expected_calibration_error(y_true, proba, classes, bins: int = 10) -> float:
+    """Top-label ECE (0 = perfectly calibrated); ``proba`` has one column per entry of ``classes``."""
+    return calibration_error(*_top_label(y_true, proba, classes), bins)

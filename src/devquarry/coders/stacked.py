@@ -45,13 +45,14 @@ def memo_embed(spec: str) -> Embed:
     return embed
 
 
-def store_embed(store, spec: str) -> Embed:
-    """Embed through the store's embedding cache (``embed_texts``): a second run embeds nothing new."""
+def store_embed(store, spec: str, progress: Callable[[int], None] | None = None) -> Embed:
+    """Embed through the store's embedding cache (``embed_texts``): a second run embeds nothing new.
+    ``progress`` hears how many texts each batch brought (cached ones included)."""
 
     def embed(texts: list[str]) -> np.ndarray:
         from devquarry.embeddings import embed_texts
 
-        return embed_texts(store, spec, list(texts))
+        return embed_texts(store, spec, list(texts), progress)
 
     return embed
 
