@@ -91,3 +91,18 @@ def test_stacked_is_deterministic(forum_split, stacked_fit):
     again = make_coder("stacked").fit(train, y_train)
     assert (again.predict(test) == stacked_fit.predict(test)).all()
     assert np.allclose(again.predict_proba(test), stacked_fit.predict_proba(test), atol=1e-9)
+
+
+def test_a_first_stacked_run_over_thousands_of_threads_says_what_it_costs(so_db):
+    from devquarry.classify import _announce_embedding
+
+    with Store(so_db, read_only=True) as s:
+        threads = s.threads()
+        lines: list[str] = []
+        _announce_embedding(s, "stacked", threads.iloc[:500], threads, lines.append)
+        _announce_embedding(s, "lexical", threads.iloc[:500], threads, lines.append)
+        _announce_embedding(s, "stacked-static", threads.iloc[:500], threads, lines.append)
+    # 2,299 questions (2,291 distinct texts), none embedded yet; only the MiniLM coder is slow enough to warn of.
+    assert len(threads) == 2299 and len(lines) == 1
+    assert lines[0].startswith("the stacked coder embeds 2,291 texts with minilm first (about 4 min")
+    assert "--coder stacked-static or lexical" in lines[0]

@@ -235,6 +235,8 @@ def classify(
                 gate_labels = _labels_with_text(store, cb, every, raters, train_sources, level, keep_irrelevant=True)
             # The vocabulary comes from the training threads only; every thread coded is transformed once.
             features = ThreadFeatures(labels if gate_labels is None else gate_labels, apply_to=[threads])
+            if notify:
+                _announce_embedding(store, info["coder"], labels, threads, notify)
             embedded = [0]
 
             def on_embed(n: int) -> None:
@@ -296,6 +298,28 @@ def _labels_with_text(
             "import some with `devquarry labels import`",
         )
     return every.merge(labels, on=["source", "source_id"], how="inner")
+
+
+# MiniLM on 2 cores embeds about 10 long posts (title + body, 256 tokens) a second: worth saying
+# before a first run over thousands of threads, with the cheaper coders' names.
+_SLOW_EMBEDDINGS = {"minilm": 10.0}
+
+
+def _announce_embedding(store: Store, coder: str, labels: pd.DataFrame, threads: pd.DataFrame, notify) -> None:
+    from devquarry.coders.registry import EMBEDDING
+    from devquarry.embeddings.cache import uncached
+
+    spec = EMBEDDING.get(coder)
+    if spec not in _SLOW_EMBEDDINGS:
+        return
+    texts = [thread_text(t, b) for frame in (labels, threads) for t, b in zip(frame.title, frame.body_text)]
+    todo = uncached(store, spec, texts)
+    minutes = todo / _SLOW_EMBEDDINGS[spec] / 60
+    if minutes >= 1:
+        notify(
+            f"the {coder} coder embeds {todo:,} texts with {spec} first (about {minutes:,.0f} min on 2 cores, "
+            "cached for later runs); --coder stacked-static or lexical code in seconds (README: Which coder)"
+        )
 
 
 def _llm(store, cb, threads, every, raters, train_sources, level, settings, max_threads, progress, notify):

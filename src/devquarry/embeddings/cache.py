@@ -17,6 +17,17 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def uncached(store: Store, embedder: Embedder | str | None, texts: list[str]) -> int:
+    """How many distinct texts the store holds no vector for (what a first run would embed)."""
+    embedder = get_embedder(embedder)
+    wanted = pa.table({"text_hash": sorted({text_hash(t) for t in texts})})  # noqa: F841 (read by DuckDB)
+    held = store.con.execute(
+        "SELECT count(*) FROM embedding e JOIN wanted w USING (text_hash) WHERE e.backend = ? AND e.model = ?",
+        [embedder.backend, embedder.model_id],
+    ).fetchone()[0]
+    return len(wanted) - int(held)
+
+
 def embed_texts(
     store: Store | None,
     embedder: Embedder | str | None,
