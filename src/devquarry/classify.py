@@ -300,9 +300,9 @@ def _labels_with_text(
     return every.merge(labels, on=["source", "source_id"], how="inner")
 
 
-# MiniLM on 2 cores embeds about 10 long posts (title + body, 256 tokens) a second: worth saying
+# MiniLM on 2 cores embeds about 10 long posts a second at 256 tokens, 50 at 64: worth saying
 # before a first run over thousands of threads, with the cheaper coders' names.
-_SLOW_EMBEDDINGS = {"minilm": 10.0}
+_SLOW_EMBEDDINGS = {"minilm": 10.0, "minilm@64": 50.0}
 
 
 def _announce_embedding(store: Store, coder: str, labels: pd.DataFrame, threads: pd.DataFrame, notify) -> None:
