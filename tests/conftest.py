@@ -78,14 +78,16 @@ def store(tmp_path) -> Store:
     s.close()
 
 
-def run_cli(*args: str, db: Path | None = None, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, db: Path | None = None, cwd: Path | None = None, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """Run the installed console command as a user would."""
     cmd = [sys.executable, "-m", "devquarry", *args]
     if db is not None:
         cmd += ["--db", str(db)]
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DEVQUARRY_DB", None) if env is None or "DEVQUARRY_DB" not in env else None
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=full_env, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout)
 
 
 SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
@@ -176,7 +178,8 @@ def demo_db(tmp_path_factory) -> Path:
     Read it only; a test that writes takes `demo_copy`."""
 
     def build(folder: Path) -> None:
-        proc = run_cli("demo", "--out", str(folder / "report.html"), db=folder / "demo.duckdb")
+        # The default coder embeds the 4,081 questions with MiniLM: minutes on 2 cores another worker shares.
+        proc = run_cli("demo", "--out", str(folder / "report.html"), db=folder / "demo.duckdb", timeout=1800)
         assert proc.returncode == 0, proc.stderr
         (folder / "demo.stderr").write_text(proc.stderr)  # what a user saw: the steps' summary lines
 

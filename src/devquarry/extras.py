@@ -19,6 +19,7 @@ EXTRAS = {
     "minilm": "sentence-transformers and the packaged all-MiniLM-L6-v2: the dense half of `ask`, zero-shot coding",
     "static": "model2vec static embeddings distilled from MiniLM",
     "figures": "kaleido: PNG and SVG figures from `devquarry tables --figures`",
+    "serve": "starlette and uvicorn: the workbench (`devquarry serve`)",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import warnings
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -221,6 +222,13 @@ class Store:
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only, config=config)
         except duckdb.Error as exc:
+            held = re.search(r"Conflicting lock is held in (.*?) \(PID (\d+)\)", str(exc))
+            if held:
+                raise InputError(
+                    self.path,
+                    f"the store is in use by process {held.group(2)} ({Path(held.group(1)).name}), e.g. `devquarry serve`: "
+                    "stop it first, or start the server with --read-only so that other commands can read the store",
+                ) from None
             raise InputError(self.path, f"cannot open as a DuckDB store ({exc})") from None
         if not read_only:
             self._migrate()
