@@ -283,3 +283,21 @@ def check_demo_workbench(db) -> None:
 
 def test_demo_store_overview_topics_and_coding_modes(demo_copy):
     check_demo_workbench(demo_copy)
+
+
+def test_an_active_learning_queue_starts_with_the_thread_the_coder_is_least_sure_of(db, tmp_path):
+    from devquarry.active import pick
+
+    copy = private_copy(db, tmp_path)
+    with Store(copy) as s:  # 40 questions the study coded become unlabelled: the pool to pick from
+        s.con.execute("""DELETE FROM label WHERE source = 'stackoverflow' AND source_id IN
+            (SELECT source_id FROM thread WHERE source = 'stackoverflow' ORDER BY source_id LIMIT 40)""")
+        expected = pick(s, CODEBOOK, 3, strategy="uncertainty", sources=["stackoverflow"])
+    assert expected.attrs["strategy"] == "uncertainty" and expected.attrs["labels"] > 100
+    with TestClient(create_app(copy), base_url="http://127.0.0.1") as c:
+        params = {"codebook": CODEBOOK, "rater": "cy", "n": 3, "source": "stackoverflow", "order": "uncertainty"}
+        page = c.get("/code", params=params).text
+        shown = re.search(r'name="thread_id" value="([^"]+)"', page).group(1)
+        assert '<span id="total">3</span>' in page
+    # The same order as `devquarry sample --strategy uncertainty`: its first pick comes first.
+    assert shown == expected.source_id.iloc[0]

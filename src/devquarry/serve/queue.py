@@ -15,7 +15,7 @@ from devquarry.serve.queries import Filter, latest_run, thread_detail
 from devquarry.store import Store
 
 RATER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-ORDERS = ("sample", "newest", "oldest")
+ORDERS = ("sample", "newest", "oldest", "uncertainty")
 MAX_QUEUE = 5000
 NOTE_TABLE = """CREATE TABLE IF NOT EXISTS label_note (
   codebook VARCHAR NOT NULL, source VARCHAR NOT NULL, source_id VARCHAR NOT NULL, rater VARCHAR NOT NULL,
@@ -30,13 +30,17 @@ def check_rater(rater: str | None) -> str:
 
 def queue_keys(store: Store, flt: Filter, n: int, seed: int = 42, order: str = "sample", table: str = "threads") -> pd.DataFrame:
     """The queue: the first ``n`` threads of the filter in a fixed order (``sample``: a seeded
-    shuffle, the same for every rater who opens the same queue; ``newest``; ``oldest``); ``table``:
+    shuffle, the same for every rater who opens the same queue; ``newest``; ``oldest``;
+    ``uncertainty``: the unlabelled threads the coder trained on the hand labels is least sure of,
+    as `devquarry sample --strategy uncertainty` picks them); ``table``:
     the ``threads`` view or its summary (``queries.summarize``)."""
     if order not in ORDERS:
         raise InputError(None, f"unknown order {order!r}; use one of {', '.join(ORDERS)}", field="order")
     n = max(1, min(int(n), MAX_QUEUE))
     values = {k: v for k, v in flt.values.items() if k != "rater"}
     where, params = Filter(flt.codebook, values).sql(store)
+    if order == "uncertainty":
+        return _least_sure(store, flt.codebook, table, where, params, n, seed)
     by = {
         "sample": "hash(t.source || '|' || t.source_id || ?::VARCHAR), t.source, t.source_id",
         "newest": "t.created_at DESC NULLS LAST, t.source, t.source_id",
@@ -46,6 +50,16 @@ def queue_keys(store: Store, flt: Filter, n: int, seed: int = 42, order: str = "
     return store.query(
         f"SELECT t.source, t.source_id FROM {table} t WHERE {where} ORDER BY {by} LIMIT ?", [*params, *extra, n]
     ).reset_index(names="position")
+
+
+def _least_sure(store: Store, codebook: str, table: str, where: str, params: list, n: int, seed: int) -> pd.DataFrame:
+    from devquarry.active import pick
+
+    wanted = store.query(f"SELECT t.source, t.source_id FROM {table} t WHERE {where}", params)
+    # Every unlabelled thread ranked (least sure first), then the filter's threads kept in that order.
+    ranked = pick(store, codebook, 10**9, strategy="uncertainty", seed=seed)  # n is capped at the pool
+    keys = ranked[["source", "source_id"]].merge(wanted, on=["source", "source_id"], how="inner")
+    return keys.head(n).reset_index(drop=True).reset_index(names="position")
 
 
 def progress(store: Store, keys: pd.DataFrame, codebook: str, rater: str) -> tuple[pd.DataFrame, int]:
