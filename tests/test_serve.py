@@ -301,3 +301,31 @@ def test_an_active_learning_queue_starts_with_the_thread_the_coder_is_least_sure
         assert '<span id="total">3</span>' in page
     # The same order as `devquarry sample --strategy uncertainty`: its first pick comes first.
     assert shown == expected.source_id.iloc[0]
+
+
+def test_the_ask_page_drafts_an_answer_citing_the_threads_only_when_asked_by_post(db, tmp_path, monkeypatch):
+    from chat_server import ChatServer
+
+    from devquarry.ask import ask
+
+    copy = private_copy(db, tmp_path)
+    with Store(copy) as s:
+        question = s.query(
+            "SELECT title FROM threads WHERE source = 'stackoverflow' AND is_resolved ORDER BY views DESC LIMIT 1"
+        ).title.iloc[0]
+        ask(s, question, embedding="lsa")  # the index a user built: the page reuses it
+    with ChatServer() as chat, TestClient(create_app(copy), base_url="http://127.0.0.1") as c:
+        monkeypatch.setenv("DEVQUARRY_OPENAI_BASE_URL", chat.base)
+        monkeypatch.setenv("DEVQUARRY_CHAT_MODEL", "local-test-model")
+        monkeypatch.setenv("DEVQUARRY_OPENAI_API_KEY", "sk-serve-secret")
+        page = c.get("/ask", params={"q": question}).text
+        assert "Draft an answer with local-test-model" in page and not chat.requests  # a link never calls the model
+        titles = re.findall(r'<li><a href="/thread\?[^"]*" class="thread">([^<]*)</a>', page)
+        assert len(titles) == 5
+        # Without the CSRF token the draft is refused and no request leaves.
+        assert c.post("/ask", data={"q": question, "draft": "1"}).status_code == 403 and not chat.requests
+        drafted = c.post("/ask", data={"csrf": _csrf(page), "q": question, "draft": "1"}).text
+    assert len(chat.requests) == 1 and chat.requests[0]["auth"] == "Bearer sk-serve-secret"
+    assert 'id="draft"' in drafted and "[1]" in drafted and "[9]" not in drafted  # a number naming no thread is dropped
+    assert f"Cites [1] {titles[0]}; [2] {titles[1]}" in drafted
+    assert "According to &#39;" in drafted  # the model's quotes are escaped like every other text

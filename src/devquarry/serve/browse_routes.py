@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from devquarry.errors import InputError
 from devquarry.serve import queries
-from devquarry.serve.app import render
+from devquarry.serve.app import form_of, render
 
 BYS = ("source", "code", "category", "topic", "period")
 
@@ -184,25 +184,66 @@ async def hotspots_page(request: Request):
     return render(request, "hotspots.html.j2", rows=rows, codebook=codebook, note=note, hot_link=link)
 
 
+def ask_embedding(store) -> str:
+    """`ask`'s default embedding, unless only an index of LSA exists (built by the report or by
+    `devquarry ask --embedding lsa`): the page then reuses it rather than embed every thread anew."""
+    from devquarry.ask.answer import default_embedding, index_folder
+
+    default = default_embedding()
+    if not index_folder(store, default).exists() and index_folder(store, "lsa").exists():
+        return "lsa"
+    return default
+
+
+def draft_model() -> str | None:
+    """The chat model the ask page can draft with: set by the server's environment, as for `ask --draft`."""
+    import os
+
+    if os.environ.get("DEVQUARRY_OPENAI_BASE_URL") and os.environ.get("DEVQUARRY_CHAT_MODEL"):
+        return os.environ["DEVQUARRY_CHAT_MODEL"]
+    return None
+
+
 async def ask_page(request: Request):
     wb = request.app.state.wb
-    question = (request.query_params.get("q") or "").strip()[:2000]
-    hits, attrs, error = [], {}, None
+    # A draft calls a (paid) endpoint: only a POST with the CSRF token asks for one, never a link.
+    form = await form_of(request) if request.method == "POST" else {}
+    question = (form.get("q") or request.query_params.get("q") or "").strip()[:2000]
+    drafting = request.method == "POST" and form.get("draft") == "1" and draft_model() is not None
+    hits, attrs, error, answer = [], {}, None, None
     if question:
 
         def work(store):
             from devquarry.ask import ask
+            from devquarry.ask.answer import hit_bodies
 
-            h = ask(store, question, k=5, codebook=codebook_of(request, store))
-            return h.to_dict("records"), dict(h.attrs)
+            h = ask(store, question, k=5, codebook=codebook_of(request, store), embedding=ask_embedding(store))
+            return h, (hit_bodies(store, h) if drafting else {})
 
         try:
-            hits, attrs = await wb.run(work)
+            found, bodies = await wb.run(work)
+            hits, attrs = found.to_dict("records"), dict(found.attrs)
+            if drafting:
+                from starlette.concurrency import run_in_threadpool
+
+                from devquarry.ask.draft import draft
+
+                answer = await run_in_threadpool(draft, question, found, bodies, confident=bool(attrs.get("confident")))
         except InputError as exc:
             error = exc.message
         except OSError as exc:  # a read-only store whose index cannot be written beside it
             error = f"the ask index cannot be built here ({exc.__class__.__name__}); run `devquarry ask` once"
-    return render(request, "ask.html.j2", question=question, hits=hits, attrs=attrs, error=error, isna=pd.isna)
+    return render(
+        request,
+        "ask.html.j2",
+        question=question,
+        hits=hits,
+        attrs=attrs,
+        error=error,
+        isna=pd.isna,
+        model=draft_model(),
+        answer=answer,
+    )
 
 
 ROUTES = [
@@ -211,5 +252,5 @@ ROUTES = [
     Route("/thread", thread),
     Route("/topics", topics),
     Route("/hotspots", hotspots_page),
-    Route("/ask", ask_page),
+    Route("/ask", ask_page, methods=["GET", "POST"]),
 ]
