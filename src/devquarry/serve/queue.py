@@ -22,18 +22,59 @@ NOTE_TABLE = """CREATE TABLE IF NOT EXISTS label_note (
   note VARCHAR, noted_at TIMESTAMPTZ, PRIMARY KEY (codebook, source, source_id, rater))"""
 
 
+def read_sheets(paths: list) -> dict[str, pd.DataFrame]:
+    """Each label sheet's threads (its ``source`` and ``source_id`` columns, in the sheet's row
+    order), by queue name ``sheet:<file stem>``; read once, when the server starts."""
+    from pathlib import Path
+
+    out: dict[str, pd.DataFrame] = {}
+    for path in map(Path, paths):
+        if not path.exists():
+            raise InputError(path, "no such sheet")
+        try:
+            frame = (
+                pd.read_excel(path, sheet_name=0, dtype=str) if path.suffix.lower() == ".xlsx" else pd.read_csv(path, dtype=str)
+            )
+        except Exception as exc:  # a damaged or foreign file: one line naming it
+            raise InputError(path, f"cannot read as a label sheet ({exc.__class__.__name__})") from None
+        missing = [c for c in ("source", "source_id") if c not in frame.columns]
+        if missing:
+            raise InputError(
+                path,
+                "a label sheet needs the columns source and source_id (as `devquarry sample --out` writes)",
+                field=missing[0],
+            )
+        keys = frame[["source", "source_id"]].dropna().drop_duplicates().reset_index(drop=True)
+        name = f"sheet:{path.stem}"
+        if name in out:
+            raise InputError(path, f"two sheets named {path.stem}: rename one", field="sheet")
+        out[name] = keys
+    return out
+
+
 def check_rater(rater: str | None) -> str:
     if not rater or not RATER.match(rater):
         raise InputError(None, "name the rater: letters, digits and . _ @ - (up to 64), e.g. ?rater=ana", field="rater")
     return rater
 
 
-def queue_keys(store: Store, flt: Filter, n: int, seed: int = 42, order: str = "sample", table: str = "threads") -> pd.DataFrame:
+def queue_keys(
+    store: Store,
+    flt: Filter,
+    n: int,
+    seed: int = 42,
+    order: str = "sample",
+    table: str = "threads",
+    sheets: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """The queue: the first ``n`` threads of the filter in a fixed order (``sample``: a seeded
     shuffle, the same for every rater who opens the same queue; ``newest``; ``oldest``;
     ``uncertainty``: the unlabelled threads the coder trained on the hand labels is least sure of,
-    as `devquarry sample --strategy uncertainty` picks them); ``table``:
+    as `devquarry sample --strategy uncertainty` picks them; ``sheet:NAME``: a label sheet's threads
+    in its order, the filter aside); ``table``:
     the ``threads`` view or its summary (``queries.summarize``)."""
+    if order.startswith("sheet:"):
+        return _sheet_queue(store, order, sheets or {}, table, n)
     if order not in ORDERS:
         raise InputError(None, f"unknown order {order!r}; use one of {', '.join(ORDERS)}", field="order")
     n = max(1, min(int(n), MAX_QUEUE))
@@ -50,6 +91,17 @@ def queue_keys(store: Store, flt: Filter, n: int, seed: int = 42, order: str = "
     return store.query(
         f"SELECT t.source, t.source_id FROM {table} t WHERE {where} ORDER BY {by} LIMIT ?", [*params, *extra, n]
     ).reset_index(names="position")
+
+
+def _sheet_queue(store: Store, order: str, sheets: dict[str, pd.DataFrame], table: str, n: int) -> pd.DataFrame:
+    if order not in sheets:
+        known = ", ".join(sheets) or "none (start the server with --sheet FILE)"
+        raise InputError(None, f"no sheet queue {order!r}; sheets: {known}", field="order")
+    keys = sheets[order].reset_index(names="position")
+    held = store.query(f"SELECT source, source_id FROM {table}")
+    # The sheet's threads that the store holds, in the sheet's order.
+    keys = keys.merge(held, on=["source", "source_id"], how="inner").sort_values("position")
+    return keys[["source", "source_id"]].head(n).reset_index(drop=True).reset_index(names="position")
 
 
 def _least_sure(store: Store, codebook: str, table: str, where: str, params: list, n: int, seed: int) -> pd.DataFrame:

@@ -16,10 +16,12 @@ def serve(
     port: int = 8765,
     read_only: bool = False,
     token: str | None = None,
+    sheets: list[str | Path] | None = None,
     announce: Callable[[str], None] = print,
 ) -> None:
     """Serve the store at ``db`` until interrupted. A non-loopback ``host`` needs a token (``"auto"``
-    generates one); with a token every request must carry it. ``announce`` hears the address."""
+    generates one); with a token every request must carry it. ``sheets``: label sheets a rater can
+    open as queues. ``announce`` hears the address."""
     import uvicorn
 
     from devquarry.serve.app import create_app
@@ -34,7 +36,7 @@ def serve(
 
         token = new_token()
     token = check_bind(host, token)
-    app = create_app(db, read_only=read_only, token=token)
+    app = create_app(db, read_only=read_only, token=token, sheets=sheets)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     announce(f"devquarry workbench on {url} (store {db}{', read-only' if read_only else ''}); Ctrl-C stops it")
