@@ -101,9 +101,14 @@ def coder_name(cb: Codebook, coder: str | None, relevance: bool = False) -> str:
     name = coder or default_coder(cb.id, relevance=relevance)
     if not available(name):
         if coder:
-            from devquarry.coders.registry import CODERS
+            from devquarry.coders.registry import CODERS, EXTRA
 
-            raise InputError(None, f"coder {coder!r} is not available here; coders: {', '.join(CODERS)}", field="coder")
+            here = ", ".join(c for c in CODERS if available(c))
+            raise InputError(
+                None,
+                f"coder {coder!r} needs the '{EXTRA[coder]}' extra: pip install 'devquarry[{EXTRA[coder]}]' (coders here: {here})",
+                field="coder",
+            )
         name = "lexical"
     return name
 
