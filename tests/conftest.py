@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,24 @@ def demo_db(tmp_path_factory) -> Path:
 def demo_copy(demo_db, tmp_path) -> Path:
     """A private copy of the session's demo store (and its ask index, if one was built)."""
     return copy_store(demo_db, tmp_path)
+
+
+# Debian's Chromium, driven by Playwright in the report and workbench tests (.ci/run installs it).
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def launch_chromium(playwright):
+    """Headless Chromium that reaches for nothing beyond the pages it is given."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    )

@@ -1,18 +1,13 @@
 """The report in a real browser (Debian's Chromium driven by Playwright), and its figures as files."""
 
-import shutil
-
 import pandas as pd
 import pytest
-from conftest import copy_store, run_cli
+from conftest import copy_store, launch_chromium, needs_chromium, run_cli
 from PIL import Image
 
 from devquarry import Store, build_report, ingest_discourse, ingest_table
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL_TITLE = '<script>alert("x")</script> Why does <img src=x onerror=alert(1)> break my RAG?'
-
-needs_chromium = pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
 def _store(tmp_path, shared, so_db, labels: bool):
@@ -74,18 +69,7 @@ def test_report_in_headless_chromium(tmp_path, category_store):
     assert "<script>alert" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     problems, dialogs = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
         page.on("pageerror", lambda e: problems.append(str(e)))

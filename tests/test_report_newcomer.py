@@ -7,7 +7,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import launch_chromium, needs_chromium, run_cli
 from lxml import html as lxml_html
 
 from devquarry import Store, build_report, ingest_discourse, ingest_github, ingest_table
@@ -16,8 +16,6 @@ from devquarry.labeling import import_labels
 from devquarry.report import plots
 from devquarry.report.data import MONTHLY_SQL, monthly_span, most_viewed, report_data, taxonomy_table
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)")
 FORUM_MAP = "source_id=ID,title=Title,url=Link,is_resolved=Solved,label=Label"
 SO_MAP = "created_at=created_time,accepted_at=accepted_time,is_resolved=has_accepted_answer,score=votes,label=type"
 FORUM_CATEGORIES = {"A": 298, "B": 249, "C": 181, "D": 173, "E": 99, "F": 38}
@@ -52,20 +50,6 @@ BOXES_JS = r"""
           overflow: getComputedStyle(box).overflowX};
 })
 """
-
-
-def _browser(p):
-    return p.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-        ],
-    )
 
 
 def _rows_after(doc, heading_text: str) -> list[list[str]]:
@@ -200,7 +184,7 @@ def test_demo_report_at_1280_px(demo_db, tmp_path_factory):
 
     shots = tmp_path_factory.mktemp("screenshots")
     with sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(demo_db.with_name("report.html").as_uri())
         page.wait_for_load_state("load")
@@ -252,7 +236,7 @@ def test_platforms_table_fits_or_scrolls_at_1280_px(platforms_db):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(platforms_db.with_name("report.html").as_uri())
         page.wait_for_load_state("load")

@@ -4,16 +4,14 @@ hostile posts, the token; no console error, no request off 127.0.0.1, a screensh
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+from conftest import launch_chromium, needs_chromium
 from serve_fixtures import CODEBOOK, EVIL_TITLE, Server, private_copy, serve_store
 
 from devquarry import Store
 from devquarry.labeling import agreement
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = needs_chromium
 pytest.importorskip("starlette")
 
 QUEUE = f"/code?codebook={CODEBOOK}&source=stackoverflow"
@@ -24,18 +22,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        b = launch_chromium(p)
         yield b
         b.close()
 
