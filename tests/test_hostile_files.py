@@ -14,7 +14,7 @@ from conftest import run_cli
 
 from devquarry import Store, ingest_table
 from devquarry.ask import open_index
-from devquarry.ask.answer import thread_docs
+from devquarry.ask.answer import forget_indexes, thread_docs
 from devquarry.ask.index import KILL_AT_ENV, SAVE_STEPS, HybridIndex
 from devquarry.codebooks.loader import _shipped
 from devquarry.demo import DEMO_MAPPING, DEMO_SOURCE, demo_corpus
@@ -80,13 +80,13 @@ def test_a_kill_at_any_step_of_the_index_save_leaves_a_whole_index(tmp_path, ste
     gens = folder.parent.with_name(f".{folder.parent.name}.gen")
     current = folder.resolve()
     assert current.parent == gens.resolve()
-    stale = {p.name for p in gens.iterdir()} - {"lsa.lock", current.name}
+    stale = {p.name for p in gens.iterdir()} - {"lsa.lock", "lsa.state", current.name}
     assert all(g.startswith("lsa.gen-") for g in stale) and len(stale) <= (step == "swap")
     if stale:
         with Store(db) as s:
             ingest_table(s, [_cut(tmp_path, "last.csv", 60, 2)], source=DEMO_SOURCE, mapping=MAPPING)
             open_index(s, "lsa")
-        assert {p.name for p in gens.iterdir()} == {"lsa.lock", folder.resolve().name}
+        assert {p.name for p in gens.iterdir()} - {"lsa.state"} == {"lsa.lock", folder.resolve().name}
 
 
 @pytest.mark.parametrize("damage", ["truncated embedder", "fewer vectors", "bad index.json", "missing tokens"])
@@ -109,6 +109,7 @@ def test_a_damaged_index_is_rebuilt_not_trusted(tmp_path, damage):
         assert proc.returncode == 0, proc.stderr
     else:
         assert HybridIndex(folder, "lsa").discarded and len(HybridIndex(folder, "lsa").docs) == 0
+    forget_indexes()  # the next process: this one still holds the index it opened before the damage
     with Store(db) as s:
         index, changes = open_index(s, "lsa")
         assert _consistent(index) == n and HybridIndex(folder, "lsa").discarded is None

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from devquarry.classify_reuse import kept_rows, reusable_run
 from devquarry.codebooks import Codebook, load_codebook
 from devquarry.coders.supervised import CHAR_FEATURES, WORD_FEATURES, SupervisedCoder, ThreadFeatures
 from devquarry.coders.zeroshot import UNCLASSIFIED, ZeroShotCoder
@@ -84,14 +86,14 @@ def _inputs(coder: str, features: ThreadFeatures):
     return x
 
 
-def _make(coder: str, store: Store | None, progress: Callable[[int], None] | None = None):
+def _make(coder: str, store: Store | None, progress: Callable[[int], None] | None = None, engine=None):
     from devquarry.coders.registry import EMBEDDING, make_coder
 
     if EMBEDDING.get(coder) and store is not None:
         from devquarry.coders.stacked import store_embed
 
         # The store's embedding cache: a second run embeds nothing it embedded before.
-        return make_coder(coder, embed=store_embed(store, EMBEDDING[coder], progress))
+        return make_coder(coder, embed=store_embed(store, EMBEDDING[coder], progress, engine))
     return make_coder(coder)
 
 
@@ -122,11 +124,16 @@ def code_threads(
     features: ThreadFeatures | None = None,
     store: Store | None = None,
     progress: Callable[[int], None] | None = None,
+    engine=None,
 ) -> tuple[pd.DataFrame, dict]:
     """Train a coder on ``labels`` (threads with ``primary`` and ``codes``, text included) and code
     ``threads``. Returns one row per (thread, code) with its score and rank (0 = primary), and what
     was learnt. A thread's codes depend only on the training labels and its own text. ``progress``
-    hears of the texts a coder with a dense half embeds (or finds cached), in batches."""
+    hears of the texts a coder with a dense half embeds (or finds cached), in batches. ``engine``
+    (``devquarry.engine``; default local) embeds and codes the threads: the coder is trained here and
+    sent fitted to the engine's workers, with the same codes and scores as in this process."""
+    from devquarry.engine import predict_proba
+
     counts = labels.primary.value_counts()
     # Calibration needs a few examples of each code; rarer codes cannot be learnt.
     too_rare = sorted(counts[counts < MIN_EXAMPLES].index)
@@ -149,13 +156,15 @@ def code_threads(
         targets = [[c for c in codes if c not in too_rare] or [p] for codes, p in zip(keyed.codes, keyed.primary)]
         model = MultiCoder().fit(features.of(keyed), targets)
         rows_x = features.of(threads)
-        proba, picked = model.predict_proba(rows_x), model.predict(rows_x)
+        proba = predict_proba(engine, model, rows_x)
+        # The coder's own rule (SupervisedCoder.predict): every code at 0.5 or more, else the best one.
+        picked = [[model.classes_[i] for i in np.flatnonzero(row >= 0.5)] or [model.classes_[int(row.argmax())]] for row in proba]
         col = {c: i for i, c in enumerate(model.classes_)}
         chosen = [sorted(cs, key=lambda c, i=i: -proba[i, col[c]]) for i, cs in enumerate(picked)]
         info["coder"] = "lexical (multi-label)"
     else:
-        model = _make(coder, store, progress).fit(x(keyed), keyed.primary.tolist())
-        proba = model.predict_proba(x(threads))
+        model = _make(coder, store, progress, engine).fit(x(keyed), keyed.primary.tolist())
+        proba = predict_proba(engine, model, x(threads))
         col = {c: i for i, c in enumerate(model.classes_)}
         chosen = []
         for row in proba:
@@ -191,6 +200,8 @@ def classify(
     max_threads: int | None = None,
     progress=None,
     notify=None,
+    engine=None,
+    reuse: bool = True,
 ) -> pd.DataFrame:
     """Code every thread (of ``sources``) and save the result as a run; returns one row per
     (thread, code) with its score and rank (0 = the primary code, the one shares count).
@@ -202,7 +213,17 @@ def classify(
 
     ``relevance`` (supervised only; by default on when the hand labels mark at least a few threads
     irrelevant to the codebook): a first coder, trained on relevant against irrelevant labels,
-    sets aside the threads it finds irrelevant (code ``irrelevant``) before the codes are given."""
+    sets aside the threads it finds irrelevant (code ``irrelevant``) before the codes are given.
+
+    ``engine`` (``devquarry.engine.get_engine``; default local): where a supervised coder embeds
+    and codes the threads (training and saving the run stay here); the codes are the same.
+
+    ``reuse`` (supervised coders): when the latest run of the codebook had the same coder, settings,
+    training labels and versions, the threads no ingest has written since keep its codes and only
+    the others are coded (``devquarry.classify_reuse``); False codes every thread again."""
+    from devquarry.engine import get_engine
+
+    engine = get_engine(engine)  # an unknown engine or a missing extra stops here, before any work
     started = datetime.now(UTC)
     cb = load_codebook(codebook, store=store)
     if method not in METHODS:
@@ -235,28 +256,37 @@ def classify(
             out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
         else:
             info["coder"] = coder_name(cb, coder)
-            gate_labels = None
-            if relevance is not False:
-                gate_labels = _labels_with_text(store, cb, every, raters, train_sources, level, keep_irrelevant=True)
-            # The vocabulary comes from the training threads only; every thread coded is transformed once.
-            features = ThreadFeatures(labels if gate_labels is None else gate_labels, apply_to=[threads])
-            if notify:
-                _announce_embedding(store, info["coder"], labels, threads, notify)
-            embedded = [0]
-
-            def on_embed(n: int) -> None:
-                embedded[0] += n
-                if progress:
-                    progress(embedded[0], None)
-
-            out, learnt = code_threads(
-                threads, labels, cb, coder=info["coder"], features=features, store=store, progress=on_embed
-            )
-            info.update({k: v for k, v in learnt.items() if k != "proba"})
-            if gate_labels is not None:
-                gate = _relevance(store, features, gate_labels, cb, out, relevance, threads, coder)
-                if gate is not None:
-                    out = gate
+            settings = {
+                "method": method,
+                "coder": info["coder"],
+                "train_raters": raters,
+                "train_sources": train_sources,
+                "level": level,
+                "embedding": embedding,
+                "threshold": threshold,
+                "sources": sources,
+                "relevance_asked": relevance,
+            }
+            info["relevance_asked"] = relevance
+            prev = reusable_run(store, cb.id, settings, labels_fingerprint(store, cb.id)) if reuse else None
+            kept = kept_rows(store, prev, threads) if prev else None
+            todo = threads
+            if kept is not None and len(kept):
+                done = kept[["source", "source_id"]].drop_duplicates()
+                todo = threads.merge(done, on=["source", "source_id"], how="left", indicator=True)
+                todo = todo[todo._merge == "left_only"].drop(columns="_merge").reset_index(drop=True)
+                info.update(reused_from=prev, recoded=len(todo))
+            if todo.empty:  # nothing new: the earlier run's codes, with what it learnt
+                earlier = json.loads(store.con.execute("SELECT params FROM run WHERE run_id = ?", [prev]).fetchall()[0][0])
+                info.update({k: earlier[k] for k in ("codes_too_rare_to_learn", "training_threads", "classes") if k in earlier})
+                out = kept
+                gate = True if earlier.get("relevance") else None
+            else:
+                out, gate = _code_supervised(
+                    store, cb, every, todo, labels, raters, train_sources, level, relevance, coder, info, progress, notify, engine
+                )
+                if kept is not None and len(kept):
+                    out = pd.concat([kept, out], ignore_index=True)
     out = _ranked(out)
     run_id = _save(
         store,
@@ -274,12 +304,43 @@ def classify(
             "sources": sources,
             "counting": counting(cb),
             "relevance": gate is not None,
+            "engine": engine.name,
             "inputs": f"{threads_fingerprint(every)}/{labels_fingerprint(store, cb.id)}",
         },
         started,
     )
     out.attrs.update(run_id=run_id, counting=counting(cb), **{k: v for k, v in info.items() if k != "classes"})
     return out
+
+
+def _code_supervised(
+    store, cb, every, threads, labels, raters, train_sources, level, relevance, coder, info, progress, notify, engine
+):
+    """Train the supervised coder (and the relevance gate) and code ``threads``: (rows, gate used)."""
+    gate_labels = None
+    if relevance is not False:
+        gate_labels = _labels_with_text(store, cb, every, raters, train_sources, level, keep_irrelevant=True)
+    # The vocabulary comes from the training threads only; every thread coded is transformed once.
+    features = ThreadFeatures(labels if gate_labels is None else gate_labels, apply_to=[threads])
+    if notify:
+        _announce_embedding(store, info["coder"], labels, threads, notify)
+    embedded = [0]
+
+    def on_embed(n: int) -> None:
+        embedded[0] += n
+        if progress:
+            progress(embedded[0], None)
+
+    out, learnt = code_threads(
+        threads, labels, cb, coder=info["coder"], features=features, store=store, progress=on_embed, engine=engine
+    )
+    info.update({k: v for k, v in learnt.items() if k != "proba"})
+    gate = None
+    if gate_labels is not None:
+        gate = _relevance(store, features, gate_labels, cb, out, relevance, threads, coder, engine)
+        if gate is not None:
+            out = gate
+    return out, gate
 
 
 def _labels_with_text(
@@ -363,6 +424,7 @@ def _relevance(
     wanted: bool | None,
     threads: pd.DataFrame,
     coder: str | None,
+    engine=None,
 ) -> pd.DataFrame | None:
     """Replace the codes of the threads a relevant-vs-irrelevant coder finds irrelevant."""
     n_irrelevant = int((labels.status == IRRELEVANT).sum())
@@ -376,10 +438,12 @@ def _relevance(
     target = np.where(keyed.status == IRRELEVANT, IRRELEVANT, "relevant")
     name = coder_name(cb, None, relevance=True) if coder is None else coder
     x = _inputs(name, features)
-    gate = _make(name, store).fit(x(keyed), target.tolist())
+    gate = _make(name, store, engine=engine).fit(x(keyed), target.tolist())
     ids = coded[["source", "source_id"]].drop_duplicates().reset_index(drop=True)
     ids = ids.merge(threads[["source", "source_id", "title", "body_text"]], on=["source", "source_id"], how="left")
-    proba = gate.predict_proba(x(ids))
+    from devquarry.engine import predict_proba
+
+    proba = predict_proba(engine, gate, x(ids))
     col = list(gate.classes_).index(IRRELEVANT)
     ids["p_irrelevant"] = proba[:, col]
     off = ids[ids.p_irrelevant >= 0.5]

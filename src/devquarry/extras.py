@@ -20,6 +20,7 @@ EXTRAS = {
     "static": "model2vec static embeddings distilled from MiniLM",
     "figures": "kaleido: PNG and SVG figures from `devquarry tables --figures`",
     "serve": "starlette and uvicorn: the workbench (`devquarry serve`)",
+    "ray": "Ray Data: embedding and coding on a Ray cluster (`--engine ray`)",
 }
 
 

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +50,8 @@ REPLY_SCHEMA = _schema(REPLY_COLUMNS)
 LINK_SCHEMA = _schema(LINK_COLUMNS)
 _THREAD_FIELDS = [f.name for f in fields(Thread)]
 _REPLY_FIELDS = [f.name for f in fields(Reply)]
+_THREAD_VALUES = attrgetter(*_THREAD_FIELDS)
+_REPLY_VALUES = attrgetter(*_REPLY_FIELDS)
 _INT_LIMITS = {"BIGINT": INT64_MAX, "INTEGER": INT32_MAX}
 # Sources whose reply ids never move between threads (a GitHub comment id belongs to one issue):
 # a reply that turns up under another thread is refused. Elsewhere a move is real (merged questions).
@@ -82,8 +85,33 @@ def _bad(value, sqltype: str) -> str | None:
     return None if ok else f"cannot store {type(value).__name__} {str(value)[:40]!r} as {sqltype}"
 
 
+# One encoder each, made once: json.dumps with options builds a new encoder on every call. Their
+# output is json.dumps(..., sort_keys=True, default=str) and json.dumps(..., default=str), as before.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str).encode
+_RAW_JSON = json.JSONEncoder(default=str).encode
+
+
 def _content_hash(values: dict) -> str:
-    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha1(_HASH_JSON(values).encode()).hexdigest()
+
+
+# The types a column takes as they are, with nothing more to check (exact types: a subclass, a
+# bool where a number belongs, an int out of range go through _bad). Strings are checked for size.
+_STRING_TYPES = ("VARCHAR", "VARCHAR NOT NULL", "JSON")
+_PLAIN_TYPES = {"TIMESTAMPTZ": datetime, "BOOLEAN": bool}
+
+
+def _column_checks(columns: dict[str, str]) -> list[tuple[str, str, type | None, int]]:
+    """(name, SQL type, the exact type accepted at once or None, int limit or 0) per column."""
+    out = []
+    for name, sqltype in columns.items():
+        plain = str if sqltype in _STRING_TYPES else _PLAIN_TYPES.get(sqltype)
+        limit = _INT_LIMITS.get(sqltype.replace(" NOT NULL", ""), 0)
+        out.append((name, sqltype, int if limit else plain, limit))
+    return out
+
+
+_CHECKS = {"thread": _column_checks(THREAD_COLUMNS), "reply": _column_checks(REPLY_COLUMNS), "link": _column_checks(LINK_COLUMNS)}
 
 
 class _Stager:
@@ -105,12 +133,12 @@ class _Stager:
     def add(self, rec) -> None:
         self.seq += 1
         if isinstance(rec, Thread):
-            row = {f: getattr(rec, f) for f in _THREAD_FIELDS}
+            row = dict(zip(_THREAD_FIELDS, _THREAD_VALUES(rec)))
             row["raw"] = self._raw(rec, "thread", rec.source_id)
             row["content_hash"] = _content_hash(row)
             kind = "thread"
         elif isinstance(rec, Reply):
-            row = {f: getattr(rec, f) for f in _REPLY_FIELDS}
+            row = dict(zip(_REPLY_FIELDS, _REPLY_VALUES(rec)))
             row["raw"] = self._raw(rec, "reply", rec.reply_id)
             row["content_hash"] = _content_hash(row)
             kind = "reply"
@@ -134,7 +162,7 @@ class _Stager:
         if rec.raw is None:
             return None
         try:
-            return json.dumps(rec.raw, default=str)
+            return _RAW_JSON(rec.raw)
         except (ValueError, RecursionError) as exc:
             raise InputError(
                 self._where(), f"cannot store the record as JSON ({exc})", record=f"{kind} {rid}", field="raw"
@@ -143,10 +171,21 @@ class _Stager:
     def _check(self, kind: str, row: dict) -> None:
         """The last line of defence: a source that let a wrong type or a huge value through fails
         here, on one line naming the record, and not deep inside Arrow or DuckDB."""
-        rid = row.get("source_id") or row.get("reply_id") or row.get("from_id")
-        columns = {"thread": THREAD_COLUMNS, "reply": REPLY_COLUMNS, "link": LINK_COLUMNS}[kind]
-        for name, sqltype in columns.items():
+        quarter = self.field_cap // 4
+        for name, sqltype, plain, limit in _CHECKS[kind]:
             value = row.get(name)
+            if value is None:
+                continue
+            cls = value.__class__
+            if cls is plain:
+                # What _bad accepts at once (and a string short enough that it cannot pass the cap,
+                # UTF-8 taking at most 4 bytes a character): one type test instead of a call per column.
+                if cls is str:
+                    if len(value) <= quarter or name == "raw":
+                        continue
+                elif not limit or -limit <= value <= limit:
+                    continue
+            rid = row.get("source_id") or row.get("reply_id") or row.get("from_id")
             why = _bad(value, sqltype)
             if why:
                 raise InputError(self._where(), why, record=f"{kind} {rid}", field=name)
@@ -272,8 +311,13 @@ def _merge(con, run_id: int, source: Source | None = None) -> dict[str, int]:
                OR t.state IS DISTINCT FROM n.state OR t.is_resolved IS DISTINCT FROM n.is_resolved
                OR t.reply_count IS DISTINCT FROM n.reply_count OR t.updated_at IS DISTINCT FROM n.updated_at)""").fetchone()[0]
     setters = ", ".join(f"{c} = excluded.{c}" for c in tcols if c not in ("source", "source_id"))
+    # New rows by a plain INSERT: they cannot conflict (s_thread holds one row a key, 'new' ones are
+    # not in the table), and DuckDB's ON CONFLICT path holds the whole insert in memory, which ran a
+    # large dump out of memory. Only the updated ones go through it.
     con.execute(f"""INSERT INTO thread ({", ".join(tcols)}) SELECT {", ".join("s." + c for c in tcols)}
-        FROM s_thread s JOIN s_action a USING (source, source_id) WHERE a.action IN ('new', 'updated')
+        FROM s_thread s JOIN s_action a USING (source, source_id) WHERE a.action = 'new'""")
+    con.execute(f"""INSERT INTO thread ({", ".join(tcols)}) SELECT {", ".join("s." + c for c in tcols)}
+        FROM s_thread s JOIN s_action a USING (source, source_id) WHERE a.action = 'updated'
         ON CONFLICT DO UPDATE SET {setters}""")
 
     con.execute("""CREATE OR REPLACE TEMP TABLE s_reply0 AS SELECT * EXCLUDE (seq) FROM stage_reply
@@ -304,7 +348,9 @@ def _merge(con, run_id: int, source: Source | None = None) -> dict[str, int]:
         counts[f"replies_{key}"] = ractions.get(key, 0)
     rsetters = ", ".join(f"{c} = excluded.{c}" for c in rcols if c not in ("source", "reply_id"))
     con.execute(f"""INSERT INTO reply ({", ".join(rcols)}) SELECT {", ".join("s." + c for c in rcols)}
-        FROM s_reply s JOIN r_action a USING (source, reply_id) WHERE a.action IN ('new', 'updated')
+        FROM s_reply s JOIN r_action a USING (source, reply_id) WHERE a.action = 'new'""")  # as for threads
+    con.execute(f"""INSERT INTO reply ({", ".join(rcols)}) SELECT {", ".join("s." + c for c in rcols)}
+        FROM s_reply s JOIN r_action a USING (source, reply_id) WHERE a.action = 'updated'
         ON CONFLICT DO UPDATE SET {rsetters}""")
 
     before = con.execute("SELECT count(*) FROM link").fetchone()[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import ftfy
+from ftfy.badness import BADNESS_RE, is_bad
 from lxml import etree
 
 _BLOCK_TAGS = {
@@ -30,16 +31,37 @@ _BLOCK_TAGS = {
     "section",
 }
 _DROP_TAGS = {"script", "style", "svg", "noscript"}
+# Elements whose content is not prose (code goes to ``code``; the tail is still prose).
+_SKIP_TAGS = _DROP_TAGS | {"pre"}
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n(.*?)(?:^\1[ \t]*$|\Z)", re.S | re.M)
 _PARSER = etree.HTMLParser(recover=True, no_network=True, remove_comments=True, remove_pis=True)
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _BLANKS = re.compile(r"\n\s*\n+")
+# The characters str.split() and str.strip() take as whitespace besides space, \t, \n, \r, \f and \v
+# (all below U+3001; the test checks the whole range).
+_ODD_SPACES = re.compile(
+    "[" + re.escape("".join(c for c in map(chr, range(0x3001)) if c.isspace() and c not in " \t\n\r\f\v")) + "]"
+)
 
 
 def normalise(text: str) -> str:
     """Collapse runs of spaces and of blank lines; strip the ends."""
-    text = _SPACES.sub(" ", text.replace("\xa0", " "))
-    text = "\n".join(line.strip() for line in text.split("\n"))
+    text = text.replace("\xa0", " ")
+    if text.isascii():
+        simple = not ("\x1c" in text or "\x1d" in text or "\x1e" in text or "\x1f" in text)
+    else:
+        simple = _ODD_SPACES.search(text) is None
+    if simple:
+        # The common case, several times faster than the regex: where the only whitespace is
+        # [ \t\r\f\v] (and \n), splitting a line on whitespace and joining with one space is the
+        # same as collapsing its runs and stripping its ends.
+        if (
+            "  " in text or " \n" in text or "\n " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text
+        ):  # else no line has a run to collapse or an end to strip (half the posts)
+            text = "\n".join([" ".join(line.split()) for line in text.split("\n")])
+    else:
+        text = _SPACES.sub(" ", text)
+        text = "\n".join(line.strip() for line in text.split("\n"))
     return _BLANKS.sub("\n\n", text).strip()
 
 
@@ -82,7 +104,79 @@ def repair(text: str | None) -> str:
     """
     if not text or text.isascii():
         return text or ""
-    return ftfy.fix_encoding(repair_gb18030(text), _FTFY)
+    text = repair_gb18030(text)
+    if not _looks_bad(text):
+        return text  # what ftfy would return: its first step gives up on text it does not find bad
+    return ftfy.fix_encoding(text, _FTFY)
+
+
+def _badness_windows() -> tuple[re.Pattern | None, int]:
+    """A character class that every match of ftfy's mojibake detector (``BADNESS_RE``) must
+    contain, and the longest match it can make; (None, 0) when its pattern has no such shape.
+
+    ftfy's detector tries ~40 alternatives at every position of the text, which made it the
+    slowest step of reading a dump (a third of a millisecond a post with any non-ASCII
+    character). Each alternative has a position that only a known set of characters can fill;
+    the union of those sets is searched for first (one fast pass), and the detector then runs
+    only on the few characters around each hit. Derived from ftfy's own pattern, so it follows
+    ftfy's upgrades; the test compares it with ``is_bad`` over the real data."""
+    try:
+        import re._constants as C
+        import re._parser as P
+
+        tree = P.parse(BADNESS_RE.pattern, BADNESS_RE.flags)
+        width = tree.getwidth()[1]
+        if len(tree.data) != 1 or tree.data[0][0] is not C.BRANCH or width > 64:
+            return None, 0
+        union: set[int] = set()
+        for alt in tree.data[0][1][1]:
+            sets = []
+            for op, av in alt.data:
+                chars: set[int] | None = None
+                if op is C.LITERAL:
+                    chars = {av}
+                elif op is C.IN:
+                    chars = set()
+                    for o, a in av:
+                        if o is C.LITERAL:
+                            chars.add(a)
+                        elif o is C.RANGE:
+                            chars.update(range(a[0], a[1] + 1))
+                        else:  # NEGATE, CATEGORY: not a finite set
+                            chars = None
+                            break
+                if chars:
+                    sets.append(chars)
+            if not sets:
+                return None, 0
+            union |= min(sets, key=lambda c: (sum(1 for x in c if x < 128), len(c)))
+        return re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(union)) + "]"), width
+    except Exception:  # another ftfy or Python: no shortcut, ftfy decides alone
+        return None, 0
+
+
+_BAD_CHARS, _BAD_WIDTH = _badness_windows()
+
+
+def _looks_bad(text: str) -> bool:
+    """Exactly ``ftfy.badness.is_bad(text)``, searching only near the characters a match needs.
+
+    ``search(text, lo, hi)`` sees only text[lo:hi] yet its ``^`` still means the real start, and
+    the pattern looks at nothing outside what it matches: a match inside a window is a match in
+    the text, and every match lies inside the window (its width either side) of a needed character."""
+    if _BAD_CHARS is None:
+        return is_bad(text)
+    width = _BAD_WIDTH
+    lo = hi = -1
+    for m in _BAD_CHARS.finditer(text):
+        p = m.start()
+        if p - width + 1 <= hi:  # overlaps the window so far: widen it
+            hi = p + width
+            continue
+        if hi >= 0 and BADNESS_RE.search(text, lo, hi):
+            return True
+        lo, hi = max(0, p - width + 1), p + width
+    return hi >= 0 and BADNESS_RE.search(text, lo, hi) is not None
 
 
 def html_to_text(html: str | None) -> tuple[str, str]:
@@ -105,24 +199,33 @@ def html_to_text(html: str | None) -> tuple[str, str]:
 
 
 def _walk(el, parts: list[str]) -> None:
-    tag = el.tag if isinstance(el.tag, str) else ""
-    if tag in _DROP_TAGS or tag == "pre":
-        if el.tail:
-            parts.append(el.tail)
+    # lxml builds a new str on every read of .tag, .text and .tail: each is read once.
+    tag = el.tag
+    if tag.__class__ is not str:  # a comment or processing instruction: only its tail is text
+        tag = ""
+    if tag in _SKIP_TAGS:
+        tail = el.tail
+        if tail:
+            parts.append(tail)
         return
     block = tag in _BLOCK_TAGS
     if block:
         parts.append("\n")
-    if tag == "img" and el.get("alt"):
-        parts.append(f"[{el.get('alt')}]")
-    if el.text and tag:
-        parts.append(el.text)
+    if tag:
+        if tag == "img":
+            alt = el.get("alt")
+            if alt:
+                parts.append(f"[{alt}]")
+        text = el.text
+        if text:
+            parts.append(text)
     for child in el:
         _walk(child, parts)
     if block:
         parts.append("\n")
-    if el.tail:
-        parts.append(el.tail)
+    tail = el.tail
+    if tail:
+        parts.append(tail)
 
 
 def markdown_to_text(md: str | None) -> tuple[str, str]:

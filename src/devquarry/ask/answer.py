@@ -3,9 +3,11 @@ playbook's fix (``ask``), from the persisted hybrid index of the store's resolve
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from devquarry.ask.index import HybridIndex, fitted_backend, named_embedder
@@ -43,8 +45,11 @@ def thread_docs(store: Store, sources: list[str] | None = None, resolved_only: b
         where.append(f"t.source IN ({', '.join('?' for _ in sources)})")
         params += sources
     df = store.query(
-        f"""SELECT t.source, t.source_id, t.title, t.body_text, h.content_hash AS hash FROM threads t
-                         JOIN thread h USING (source, source_id) WHERE {" AND ".join(where)}
+        f"""SELECT t.source, t.source_id, t.title, t.body_text, t.url, a.answer, h.content_hash AS hash FROM threads t
+                         JOIN thread h USING (source, source_id)
+                         LEFT JOIN (SELECT source, thread_id AS source_id, left(coalesce(first(body_text ORDER BY reply_id), ''), {EXCERPT_CHARS}) AS answer
+                                    FROM replies WHERE is_accepted GROUP BY ALL) a USING (source, source_id)
+                         WHERE {" AND ".join(where)}
                          -- copies of one question (same title and time) are one document
                          QUALIFY t.title IS NULL OR t.created_at IS NULL OR row_number() OVER (
                            PARTITION BY t.source, lower(trim(t.title)), t.created_at ORDER BY t.views DESC NULLS LAST, t.source_id) = 1
@@ -56,14 +61,58 @@ def thread_docs(store: Store, sources: list[str] | None = None, resolved_only: b
     return df
 
 
-def open_index(store: Store, embedding: str = "lsa", progress: Callable[[int], None] | None = None) -> tuple[HybridIndex, dict]:
+def store_state(store: Store) -> str:
+    """The threads' and replies' state, read in milliseconds: an ingest that writes a thread or a
+    reply stamps it with its run, so the counts and the latest stamps change with any write (a run
+    that only reads them, or codes them, changes nothing here); the file's inode tells a store
+    made anew at the same path."""
+    n, last, replies, counts = store.con.execute(
+        """WITH stamp AS (SELECT (SELECT max(run_id) FROM thread) AS t, (SELECT max(run_id) FROM reply) AS r)
+           SELECT (SELECT count(*) FROM thread), t, r,
+                  (SELECT md5(string_agg(counts::VARCHAR, '|' ORDER BY run_id)) FROM run WHERE run_id IN (t, r))
+           FROM stamp"""
+    ).fetchall()[0]
+    # A resumed crawl adds its batches to the run it started under: that run's counts then change.
+    return f"{os.stat(store.path).st_ino}:{n}:{last}:{replies}:{counts}"
+
+
+# Indexes opened by this process, by (store, embedding): a notebook's or a server's second ask
+# neither reads the corpus nor loads the index again while the store's threads are unchanged.
+_OPEN: dict[tuple[str, str], tuple[str, HybridIndex]] = {}
+
+
+def open_index(
+    store: Store, embedding: str = "lsa", progress: Callable[[int], None] | None = None, engine=None
+) -> tuple[HybridIndex, dict]:
     """The store's index of all its resolved threads, brought up to date (only new or changed threads
     are embedded; ``progress`` is called with the number embedded since its last call). A choice of
     sources filters at search time: indexing only them would drop the others' vectors, and the next
-    call without that choice would embed them all again."""
-    index = HybridIndex(index_folder(store, embedding), embedding)
-    changes = index.update(thread_docs(store), progress=progress)
+    call without that choice would embed them all again.
+
+    The store's state when the index was last brought up to date is kept beside it: while it holds,
+    the threads are not read again (at a million threads that read alone takes seconds). ``engine``
+    (``devquarry.engine``; default local) encodes the threads to index."""
+    state = store_state(store)
+    folder = index_folder(store, embedding)
+    key = (str(Path(store.path).resolve()), embedding)
+    held = _OPEN.get(key)
+    # Another process's save since (a new generation behind the link) is read, not the one held here.
+    if held and held[0] == state and held[1].folder == folder and held[1].target_ == held[1]._target():
+        return held[1], {"documents": len(held[1].docs), "added": 0, "removed": 0, "refit": False}
+    index = HybridIndex(folder, embedding, engine)
+    if len(index.docs) and index.read_state() == state:
+        changes = {"documents": len(index.docs), "added": 0, "removed": 0, "refit": False}
+    else:
+        changes = index.update(thread_docs(store), progress=progress)
+        index.write_state(state)
+    index.target_ = index._target()
+    _OPEN[key] = (state, index)
     return index, changes
+
+
+def forget_indexes() -> None:
+    """Drop the indexes this process holds open: the next ``open_index`` reads them from disk."""
+    _OPEN.clear()
 
 
 def index_backlog(store: Store, embedding: str | None = None) -> int:
@@ -86,39 +135,60 @@ def _source_keys(store: Store, sources: list[str] | None) -> set[str] | None:
     return set(df.key)
 
 
+def _by_keys(store: Store, sql: str, keys, params: list | None = None) -> pd.DataFrame:
+    """``sql`` joined to a table ``hits_`` of (source, source_id) made from 'source|source_id' keys:
+    a join on a few keys, where an IN list over concatenated keys scanned every thread."""
+    pairs = [str(k).split("|", 1) for k in keys]
+    table = "(SELECT unnest(?::VARCHAR[]) AS source, unnest(?::VARCHAR[]) AS source_id)"
+    return store.query(sql.replace("hits_", table), [[p[0] for p in pairs], [p[1] for p in pairs], *(params or [])])
+
+
 def _answers(store: Store, keys: list[str]) -> dict[str, str]:
     if not keys:
         return {}
-    pairs = [k.split("|", 1) for k in keys]
-    df = store.query(
-        f"""SELECT source || '|' || thread_id AS key, body_text FROM replies
-                         WHERE is_accepted AND (source, thread_id) IN ({", ".join("(?, ?)" for _ in pairs)})""",
-        [x for p in pairs for x in p],
+    df = _by_keys(
+        store,
+        """SELECT r.source || '|' || r.thread_id AS key, r.body_text FROM replies r
+           JOIN hits_ h ON r.source = h.source AND r.thread_id = h.source_id WHERE r.is_accepted""",
+        keys,
     )
     return {k: (b or "")[:EXCERPT_CHARS] for k, b in zip(df.key, df.body_text)}
 
 
-def _category(store: Store, keys: list[str], weights: list[float], codebook: str | None) -> tuple[str | None, float]:
+def _run_codes(store: Store, index: HybridIndex, run: int) -> np.ndarray:
+    """Each indexed document's primary code in classify run ``run`` (None where it has none), read
+    once per run and index: a query then looks its hits up instead of scanning the run's rows."""
+    held = getattr(index, "run_codes_", None)
+    if held is not None and held[0] == run and len(held[1]) == len(index.docs):
+        return held[1]
+    rows = store.query(
+        "SELECT source || '|' || source_id AS key, code FROM classification WHERE run_id = ? AND coalesce(rank, 0) = 0", [run]
+    )
+    codes = np.full(len(index.docs), None, dtype=object)
+    at = pd.Index(index.docs.key).get_indexer(rows.key)
+    codes[at[at >= 0]] = rows.code.to_numpy()[at >= 0]
+    index.run_codes_ = (run, codes)
+    return codes
+
+
+def _category(store: Store, index: HybridIndex, hits: pd.DataFrame, codebook: str | None) -> tuple[str | None, float]:
     """Weighted vote of the hits' codes (machine codes of the latest run, else hand labels)."""
+    keys, weights = hits.key.tolist(), hits.score.tolist()
     if not codebook or not keys:
         return None, 0.0
     from devquarry.metrics import latest_classify_run
 
     run = latest_classify_run(store, codebook)
-    pairs = [k.split("|", 1) for k in keys]
-    cond = f"(source, source_id) IN ({', '.join('(?, ?)' for _ in pairs)})"
-    flat = [x for p in pairs for x in p]
     if run is not None:
-        codes = store.query(
-            f"""SELECT source || '|' || source_id AS key, code FROM classification
-                WHERE run_id = ? AND coalesce(rank, 0) = 0 AND {cond}""",
-            [run] + flat,
-        )
+        primary = _run_codes(store, index, run)
+        codes = pd.DataFrame({"key": keys, "code": primary[hits.position.to_numpy()]}).dropna()
     else:
-        codes = store.query(
-            f"""SELECT source || '|' || source_id AS key, code FROM label WHERE codebook = ? AND rank = 0
-                                AND status = 'coded' AND {cond}""",
-            [codebook] + flat,
+        codes = _by_keys(
+            store,
+            """SELECT l.source || '|' || l.source_id AS key, l.code FROM label l JOIN hits_ h USING (source, source_id)
+               WHERE l.codebook = ? AND l.rank = 0 AND l.status = 'coded'""",
+            keys,
+            [codebook],
         )
     codes = codes[~codes.code.isin(["irrelevant", "unclassified"])]
     if codes.empty:
@@ -139,6 +209,7 @@ def ask(
     min_overlap: float = MIN_OVERLAP,
     fusion: str = "convex",
     progress: Callable[[int], None] | None = None,
+    engine=None,
 ) -> pd.DataFrame:
     """The ``k`` resolved threads closest to ``question`` (hybrid BM25 + dense; ``fusion`` convex or rrf):
     title, url, score, each retriever's rank, cosine, the accepted answer's start. ``attrs`` hold
@@ -148,6 +219,7 @@ def ask(
     another subject say nothing of the question's category); ``category_vote`` keeps the vote's
     winner and share either way. ``progress`` follows the index update (see ``open_index``).
     ``embedding``: the dense half (default: ``default_embedding()``; ``attrs["embedding"]`` says which).
+    ``engine``: where the index update encodes new threads (``devquarry.engine``; default local).
 
     A store with no resolved threads (of ``sources``) is bad input: there is nothing to search."""
     from devquarry.errors import InputError
@@ -156,7 +228,7 @@ def ask(
     if fusion not in ("convex", "rrf"):
         raise InputError(None, f"unknown fusion {fusion!r}; use convex or rrf", field="fusion")
     embedding = embedding or default_embedding()
-    index, changes = open_index(store, embedding, progress=progress)
+    index, changes = open_index(store, embedding, progress=progress, engine=engine)
     only = _source_keys(store, sources)
     if not changes["documents"] or only is not None and not only:
         of = f" of source {', '.join(sources)}" if sources else ""
@@ -166,15 +238,16 @@ def ask(
         )
     hits = index.search(question, k=k, fusion=fusion, only=only)
     hits[["source", "source_id"]] = hits.key.str.split("|", n=1, expand=True) if len(hits) else None
-    meta = store.query(
-        f"""SELECT source, source_id, title, url FROM thread
-                           WHERE source || '|' || source_id IN ({", ".join("?" for _ in hits.key) or "NULL"})""",
-        hits.key.tolist(),
-    )
-    hits = hits.merge(meta, on=["source", "source_id"], how="left")
-    answers = _answers(store, hits.key.tolist())
-    hits["answer"] = hits.key.map(answers)
-    code, share = _category(store, hits.key.tolist(), hits.score.tolist(), codebook)
+    details = index.details(hits.position)
+    if details is not None:
+        hits[["title", "url", "answer"]] = details[["title", "url", "answer"]].to_numpy() if len(hits) else None
+    else:  # an index saved before it kept the details
+        meta = _by_keys(
+            store, "SELECT t.source, t.source_id, t.title, t.url FROM thread t JOIN hits_ h USING (source, source_id)", hits.key
+        )
+        hits = hits.merge(meta, on=["source", "source_id"], how="left")
+        hits["answer"] = hits.key.map(_answers(store, hits.key.tolist()))
+    code, share = _category(store, index, hits, codebook)
     confident = bool(len(hits)) and float(hits.overlap.max()) >= min_overlap
     hits = hits[["source", "source_id", "title", "url", "score", "bm25_rank", "dense_rank", "cosine", "overlap", "answer"]]
     vote = {"category": code, "share": share} if code else None

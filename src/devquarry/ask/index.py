@@ -3,7 +3,7 @@ dense vectors from one of our embeddings, fused by a convex combination of the t
 (default; it beat reciprocal rank fusion on both tasks of bench/ask.py) or by reciprocal rank.
 
 The index lives in a folder beside the store (``STORE.index/NAME``): the documents' keys and
-content hashes, their BM25 tokens, their vectors, and (for LSA) the fitted model. ``update``
+content hashes, their BM25 tokens and index, their vectors, and (for LSA) the fitted model. ``update``
 tokenizes and embeds only the documents that are new or changed since the last update; the BM25
 statistics are recomputed from the kept tokens, which takes well under a second for 10,000
 threads. Nothing is rebuilt per query.
@@ -33,6 +33,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from devquarry.embeddings import get_embedder
 from devquarry.embeddings.base import normalise
@@ -40,7 +42,10 @@ from devquarry.embeddings.base import normalise
 RRF_K = 60
 CANDIDATES = 100
 LSA_REFIT_GROWTH = 0.5  # refit LSA when the corpus grew by half since it was fitted
-FILES = ("docs.parquet", "tokens.parquet", "vectors.npy", "embedder.joblib", "index.json")
+FILES = ("docs.parquet", "tokens.parquet", "bm25", "vectors.npy", "meta.arrow", "embedder.joblib", "index.json")
+# What a hit shows, kept with the index (memory-mapped) so that a query reads nothing from the store:
+# at a million threads one lookup there scanned the table (80 ms).
+META = ("title", "url", "answer")
 SAVE_STEPS = (*FILES, "swap")
 # Tests only: the save step after which the process kills itself, to prove no kill breaks the index.
 KILL_AT_ENV = "DEVQUARRY_TEST_KILL_INDEX_SAVE_AT"
@@ -109,14 +114,41 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
 
 
+def _meta(frame: pd.DataFrame) -> pa.Table:
+    return pa.table({c: pa.array([None if pd.isna(v) else str(v) for v in frame[c]], pa.string()) for c in META})
+
+
+class Tokens:
+    """The documents' BM25 tokens as one Arrow list column: a reopened index of a million threads
+    converts to Python lists only the few rows a search reads (or all of them, for an update)."""
+
+    def __init__(self, column: pa.Array | None = None) -> None:
+        self.column = column if column is not None else pa.array([], type=pa.list_(pa.string()))
+
+    @classmethod
+    def of(cls, lists: list[list[str]]) -> Tokens:
+        return cls(pa.array(lists, type=pa.list_(pa.string())))
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    def __getitem__(self, i: int) -> list[str]:
+        return self.column[int(i)].as_py()
+
+    def take(self, positions) -> list[list[str]]:
+        return self.column.take(pa.array(positions, type=pa.int64())).to_pylist() if len(positions) else []
+
+
 class HybridIndex:
     """Build with ``update(docs)`` where ``docs`` has ``key``, ``hash`` and ``text`` columns."""
 
-    def __init__(self, folder: str | Path, embedding: str = "lsa") -> None:
+    def __init__(self, folder: str | Path, embedding: str = "lsa", engine=None) -> None:
         self.folder = Path(folder)
         self.embedding = embedding
+        self.engine = engine  # where documents are encoded (devquarry.engine; default local); queries stay here
         self.docs = pd.DataFrame(columns=["key", "hash"])
-        self.tokens: list[list[str]] = []
+        self.tokens = Tokens()
+        self.meta: pa.Table | None = None
         self.vectors = np.zeros((0, 0), dtype=np.float32)
         self.embedder = None
         self.fitted_on = 0
@@ -143,7 +175,7 @@ class HybridIndex:
             self.discarded = f"{type(exc).__name__}: {exc}"
             return
         if loaded is not None:
-            self.docs, self.tokens, self.vectors, self.embedder, self.fitted_on, self.bm25 = loaded
+            self.docs, self.tokens, self.vectors, self.embedder, self.fitted_on, self.bm25, self.meta = loaded
 
     def _read(self):
         info = json.loads((self.folder / "index.json").read_text())
@@ -151,7 +183,7 @@ class HybridIndex:
             return None
         n = int(info["documents"])
         docs = pd.read_parquet(self.folder / "docs.parquet")
-        tokens = [list(t) for t in pd.read_parquet(self.folder / "tokens.parquet")["tokens"]]
+        tokens = Tokens(pq.read_table(self.folder / "tokens.parquet").column("tokens").combine_chunks())
         vectors = np.load(self.folder / "vectors.npy", allow_pickle=False)
         if list(docs.columns) != ["key", "hash"] or vectors.ndim != 2:
             raise ValueError("unexpected columns or vector shape")
@@ -162,10 +194,15 @@ class HybridIndex:
             embedder = joblib.load(self.folder / "embedder.joblib")
             if np.asarray(embedder.encode(["check"])).shape[-1] != vectors.shape[1]:
                 raise ValueError("the fitted embedder does not match the vectors")
-        bm25 = self._bm25(tokens)
-        if tokens and bm25.scores["num_docs"] != n:
+        bm25 = self._load_bm25() if n else self._bm25([])
+        if n and bm25.scores["num_docs"] != n:
             raise ValueError("the BM25 index does not cover every document")
-        return docs, tokens, vectors, embedder, info.get("fitted_on", 0), bm25
+        meta = None
+        if (self.folder / "meta.arrow").exists():
+            meta = pa.ipc.open_file(pa.memory_map(str(self.folder / "meta.arrow"))).read_all()
+            if len(meta) != n:
+                raise ValueError(f"{len(meta)} rows of hit details for {n} documents")
+        return docs, tokens, vectors, embedder, info.get("fitted_on", 0), bm25, meta
 
     def _save(self) -> None:
         """Write a whole new generation, then make it the index in one step (see the module's doc)."""
@@ -178,17 +215,24 @@ class HybridIndex:
             gen = Path(tempfile.mkdtemp(prefix=prefix, dir=gens))
             self.docs.to_parquet(gen / "docs.parquet", index=False)
             _step("docs.parquet")
-            pd.DataFrame({"tokens": self.tokens}).to_parquet(gen / "tokens.parquet", index=False)
+            pq.write_table(pa.table({"tokens": self.tokens.column}), gen / "tokens.parquet")
             _step("tokens.parquet")
+            if len(self.tokens):  # saved, not re-indexed on each open: that took seconds per 100,000 threads
+                self.bm25.save(gen / "bm25", show_progress=False)
+            _step("bm25")
             np.save(gen / "vectors.npy", self.vectors)
             _step("vectors.npy")
+            if self.meta is not None:
+                with pa.ipc.new_file(str(gen / "meta.arrow"), self.meta.schema) as writer:
+                    writer.write_table(self.meta)
+            _step("meta.arrow")
             if self.embedder is not None and fitted_backend(self.embedding):
                 joblib.dump(self.embedder, gen / "embedder.joblib")
             _step("embedder.joblib")
             info = {"embedding": self.embedding, "documents": len(self.docs), "fitted_on": self.fitted_on}
             (gen / "index.json").write_text(json.dumps(info))
             _step("index.json")
-            for f in gen.iterdir():
+            for f in [*gen.iterdir(), *(gen / "bm25").glob("*")]:
                 _fsync(f)
             _fsync(gen)
             link = gens / f"{gen.name}.link"  # its target is read from the index folder, where it goes
@@ -203,9 +247,39 @@ class HybridIndex:
                 if p.name.startswith(prefix) and p != gen:
                     shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
+    @property
+    def state_file(self) -> Path:
+        """The store's state (``answer.store_state``) when this index last matched it; kept beside the
+        generations, outside them, so that an unchanged store costs no save."""
+        return self.generations / f"{self.folder.name}.state"
+
+    def read_state(self) -> str | None:
+        try:
+            info = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        # Only for the generation it was written for: a save since then (another process) voids it.
+        return info.get("state") if info.get("documents") == len(self.docs) and info.get("target") == self._target() else None
+
+    def write_state(self, state: str) -> None:
+        self.generations.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_name(self.state_file.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"state": state, "documents": len(self.docs), "target": self._target()}))
+        os.replace(tmp, self.state_file)
+
+    def _target(self) -> str | None:
+        return os.readlink(self.folder) if self.folder.is_symlink() else None
+
     # -- building ----------------------------------------------------------------------------
-    def _index_bm25(self) -> None:
-        self.bm25 = self._bm25(self.tokens)
+    def _index_bm25(self, lists: list[list[str]]) -> None:
+        self.bm25 = self._bm25(lists)
+
+    def _load_bm25(self):
+        import bm25s
+
+        if not (self.folder / "bm25").is_dir():  # an index saved by an older version
+            return self._bm25(self.tokens.take(range(len(self.tokens))))
+        return bm25s.BM25.load(self.folder / "bm25", mmap=True, show_progress=False, verbosity=0)
 
     @staticmethod
     def _bm25(tokens: list[list[str]]):
@@ -228,7 +302,11 @@ class HybridIndex:
         if self.embedder is None and fitted_backend(self.embedding):
             self.embedder = get_embedder(self.embedding).fit(texts)
             self.fitted_on = len(texts)
-        return np.asarray(self._embedder().encode(texts, progress=progress), dtype=np.float32)
+        from devquarry.engine import encode
+
+        # A named embedder is built by each worker; a fitted one (LSA) is sent as fitted here.
+        spec = None if fitted_backend(self.embedding) else self.embedding
+        return np.asarray(encode(self.engine, self._embedder(), texts, progress, spec=spec), dtype=np.float32)
 
     def plan(self, docs: pd.DataFrame) -> dict:
         """What ``update(docs)`` would do: the documents it would embed (``to_embed``), add and remove."""
@@ -254,16 +332,21 @@ class HybridIndex:
         plan = self.plan(docs)
         docs, fresh, removed, refit = plan["docs"], plan["fresh"], plan["removed"], plan["refit"]
         if fresh.empty and not removed and not refit and len(self.docs):
+            if all(c in docs for c in META):  # a new accepted answer or url changes no text: only the details
+                meta = _meta(docs.set_index("key").loc[self.docs.key].reset_index())
+                if self.meta is None or not meta.equals(self.meta):
+                    self.meta = meta
+                    self._save()
             return {"documents": len(self.docs), "added": 0, "removed": 0, "refit": False}
         if docs.empty:  # nothing to index: no embedder is made or fitted (LSA cannot fit on nothing)
-            self.docs, self.tokens = pd.DataFrame(columns=["key", "hash"]), []
+            self.docs, self.tokens, self.meta = pd.DataFrame(columns=["key", "hash"]), Tokens(), None
             self.vectors = np.zeros((0, 0), dtype=np.float32)
-            self._index_bm25()
+            self._index_bm25([])
             self._save()
             return {"documents": 0, "added": 0, "removed": removed, "refit": False}
         keep = docs[plan["same"]]
         position = {k: i for i, k in enumerate(self.docs.key)} if len(self.docs) else {}
-        kept_tokens = [self.tokens[position[k]] for k in keep.key]
+        kept_tokens = self.tokens.take([position[k] for k in keep.key])
         new_tokens = tokenize(fresh.text.tolist()) if len(fresh) else []
         if refit:
             self.embedder = None
@@ -280,17 +363,19 @@ class HybridIndex:
             vectors = np.vstack([kept_vectors, new_vectors]) if len(kept_vectors) else new_vectors
             order = pd.concat([keep, fresh], ignore_index=True)
         self.docs = order[["key", "hash"]].reset_index(drop=True)
-        self.tokens = kept_tokens + [list(t) for t in new_tokens]
+        self.meta = _meta(order) if all(c in order for c in META) else None
+        lists = kept_tokens + [list(t) for t in new_tokens]
+        self.tokens = Tokens.of(lists)
         self.vectors = normalise(vectors).astype(np.float32)
         self._last_query = None  # a refit embedder encodes the query anew
-        self._index_bm25()
+        self._index_bm25(lists)
         self._save()
         return {"documents": len(self.docs), "added": len(fresh), "removed": removed, "refit": refit}
 
     # -- searching ---------------------------------------------------------------------------
     def bm25_ranking(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``mask``: the documents that may be returned (booleans in index order); None for all."""
-        if not self.tokens:  # bm25s builds no vocabulary over no documents
+        if not len(self.tokens):  # bm25s builds no vocabulary over no documents
             return np.zeros(0, int), np.zeros(0)
         vocab = self.bm25.vocab_dict
         q = [t for t in tokenize([query])[0] if t in vocab]
@@ -306,6 +391,10 @@ class HybridIndex:
             return np.zeros(0, int), np.zeros(0)
         sims = self.vectors @ self._query_vector(query)
         candidates = np.flatnonzero(mask) if mask is not None else np.arange(len(sims))
+        if len(candidates) > 4 * k:  # a full sort of a million scores costs more than the product itself
+            vals = sims[candidates]
+            kth = np.partition(vals, len(vals) - k)[len(vals) - k]
+            candidates = candidates[vals >= kth]  # ties at the k-th score all stay: the stable sort decides
         top = candidates[np.argsort(-sims[candidates], kind="stable")[:k]]
         return top, sims[top]
 
@@ -327,6 +416,7 @@ class HybridIndex:
         ``fusion="rrf"``: reciprocal rank fusion, sum of 1 / (60 + rank); ``"convex"``: ``alpha`` times
         the BM25 score over the best one plus (1 - ``alpha``) times the cosine min-max scaled over
         the candidates of both retrievers."""
+        keys = self._keys()
         mask = self.docs.key.isin(only).to_numpy() if only is not None else None
         b_idx, b_score = self.bm25_ranking(query, candidates, mask) if mode in ("hybrid", "bm25") else (np.zeros(0, int), None)
         d_idx, d_sim = (
@@ -345,7 +435,7 @@ class HybridIndex:
             bm = dict(zip(b_idx.tolist(), (b_score / b_score.max()).tolist())) if len(b_idx) else {}
             convex = {int(i): alpha * bm.get(int(i), 0.0) + (1 - alpha) * float(c) for i, c in zip(union, cos)}
         for i, r in rows.items():
-            key = self.docs.key.iloc[i]
+            key = keys[i]
             if exclude and key in exclude:
                 continue
             if fusion == "convex" and mode == "hybrid":
@@ -361,6 +451,20 @@ class HybridIndex:
         q = content_words(query)
         df["overlap"] = [len(q & set(self.tokens[i])) / len(q) if q else 0.0 for i in df.position]
         return df
+
+    def _keys(self) -> np.ndarray:
+        """The documents' keys as an array, made once per set of documents (not per query)."""
+        held = getattr(self, "keys_", None)
+        if held is None or held[0] is not self.docs:
+            self.keys_ = held = (self.docs, self.docs.key.to_numpy(dtype=object))
+        return held[1]
+
+    def details(self, positions) -> pd.DataFrame | None:
+        """Title, url and accepted answer's start of the documents at ``positions`` (None: an index
+        saved without them, by an older version)."""
+        if self.meta is None:
+            return None
+        return self.meta.take(pa.array(list(positions), pa.int64())).to_pandas()
 
     def _query_vector(self, query: str) -> np.ndarray:
         if self._last_query != query:  # one encoding per query, however many uses

@@ -9,7 +9,21 @@ from typing import Annotated, Optional
 
 import typer
 
-from devquarry.cli.common import CsvOpt, DbOpt, JsonOpt, TableOpt, _count_progress, _store, app, emit, output_format, say
+from devquarry.cli.common import (
+    CsvOpt,
+    DbOpt,
+    EngineOpt,
+    JsonOpt,
+    RayAddressOpt,
+    TableOpt,
+    _count_progress,
+    _store,
+    app,
+    emit,
+    engine_of,
+    output_format,
+    say,
+)
 
 
 @app.command()
@@ -32,6 +46,8 @@ def ask(
     ] = False,
     context_tokens: Annotated[int, typer.Option(help="The model's context window, in tokens.")] = 8192,
     answer_tokens: Annotated[int, typer.Option(help="Tokens kept for the answer.")] = 512,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -44,6 +60,7 @@ def ask(
     from devquarry.report.data import report_codebook
 
     fmt = output_format(as_json, as_csv, as_table)
+    runner = engine_of(engine, ray_address)
     with _store(db) as store:
         codebook = codebook or report_codebook(store)
         embedding = embedding or default_embedding()
@@ -51,7 +68,15 @@ def ask(
         bar = _count_progress(backlog, f"indexing resolved threads ({embedding})") if backlog else nullcontext(None)
         with bar as advance:
             hits = run_ask(
-                store, question, k=k, sources=source, codebook=codebook, embedding=embedding, fusion=fusion, progress=advance
+                store,
+                question,
+                k=k,
+                sources=source,
+                codebook=codebook,
+                embedding=embedding,
+                fusion=fusion,
+                progress=advance,
+                engine=runner,
             )
         bodies = hit_bodies(store, hits) if draft else {}
     meta = {key: hits.attrs[key] for key in ("category", "category_share", "codebook", "fix", "confident", "category_vote")}

@@ -88,6 +88,27 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print rows as JSON.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print rows as CSV.")]
 TableOpt = Annotated[bool, typer.Option("--table", help="Print rows as a table (the default).")]
 Files = Annotated[list[Path], typer.Argument(help="Input files.", show_default=False)]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine", help="Where embedding and coding run: local (this process) or ray (a Ray cluster; the [ray] extra)."
+    ),
+]
+RayAddressOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray-address",
+        help="The Ray cluster for --engine ray (HEAD:6379; default $DEVQUARRY_RAY_ADDRESS, else a local one).",
+        show_default=False,
+    ),
+]
+
+
+def engine_of(name: str, address: str | None):
+    """The engine of --engine and --ray-address (an unknown one, or a missing ray, exits 2 now)."""
+    from devquarry.engine import get_engine
+
+    return get_engine(name, address)
 
 
 def output_format(as_json: bool = False, as_csv: bool = False, as_table: bool = False) -> str:

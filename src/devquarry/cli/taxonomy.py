@@ -12,7 +12,9 @@ import typer
 from devquarry.cli.common import (
     CsvOpt,
     DbOpt,
+    EngineOpt,
     JsonOpt,
+    RayAddressOpt,
     TableOpt,
     _store,
     app,
@@ -292,6 +294,15 @@ def classify(
     max_threads: Annotated[Optional[int], typer.Option(help="LLM: code at most this many threads.")] = None,
     workers: Annotated[int, typer.Option(help="LLM: calls in flight at once.")] = 1,
     timeout: Annotated[Optional[float], typer.Option(help="LLM: seconds to wait for one answer.")] = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    recode_all: Annotated[
+        bool,
+        typer.Option(
+            "--recode-all",
+            help="Code every thread again; by default, after a run with the same coder, settings and labels, only threads ingested or changed since are coded.",
+        ),
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -299,9 +310,10 @@ def classify(
 ) -> None:
     """Code threads into a codebook and save the codes (with method, score and rank: 0 is the primary code) as a run."""
     from devquarry.classify import classify as run_classify
-    from devquarry.cli.common import _progress
+    from devquarry.cli.common import _progress, engine_of
 
     fmt = output_format(as_json, as_csv, as_table)
+    runner = engine_of(engine, ray_address)
     llm = None
     if method == "llm":
         from devquarry.coders.llm import LLMSettings
@@ -331,6 +343,8 @@ def classify(
             max_threads=max_threads,
             notify=lambda line: say(line, to_err=True),
             progress=moved,
+            engine=runner,
+            reuse=not recode_all,
         )
     if fmt != "table":
         emit(df, as_json=as_json, as_csv=as_csv)

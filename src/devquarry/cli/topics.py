@@ -10,13 +10,16 @@ import typer
 from devquarry.cli.common import (
     CsvOpt,
     DbOpt,
+    EngineOpt,
     JsonOpt,
+    RayAddressOpt,
     TableOpt,
     _count_progress,
     _store,
     app,
     embeddings_app,
     emit,
+    engine_of,
     err,
     output_format,
     say,
@@ -52,6 +55,15 @@ def topics(
             help="With --show (or after fitting): threads per topic per month, quarter, year or week instead of the topic table."
         ),
     ] = None,
+    assign_new: Annotated[
+        bool,
+        typer.Option(
+            "--assign-new",
+            help="Instead of fitting: give the threads a topic run has not seen the topic of their nearest centroid (the run of --show, else the latest).",
+        ),
+    ] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
@@ -61,6 +73,19 @@ def topics(
     from devquarry import topics as tp
 
     fmt = output_format(as_json, as_csv, as_table)
+    runner = engine_of(engine, ray_address)
+    if assign_new:
+        from devquarry.topics.assign import assign_new as assign
+
+        with _store(db) as store:
+            with _count_progress(None, "embedding") as advance:
+                df = assign(store, show, progress=advance, engine=runner)
+        if fmt == "table":
+            say(f"{len(df):,} new threads given a topic of run {show or 'latest'}")
+            emit(df.groupby("topic_id").size().rename("threads").reset_index(), title="new threads per topic")
+        else:
+            emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table)
+        return
     if list_runs or show is not None:
         with _store(db, read_only=True) as store:
             if list_runs:
@@ -85,6 +110,7 @@ def topics(
                 sources=source,
                 bertopic_model=bertopic_model,
                 progress=advance,
+                engine=runner,
             )
         df = tp.topics_over_time(store, result.run_id, period=over_time) if over_time else tp.topic_table(store, result.run_id)
     if fmt != "table" or over_time:

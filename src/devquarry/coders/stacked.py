@@ -45,14 +45,15 @@ def memo_embed(spec: str) -> Embed:
     return embed
 
 
-def store_embed(store, spec: str, progress: Callable[[int], None] | None = None) -> Embed:
+def store_embed(store, spec: str, progress: Callable[[int], None] | None = None, engine=None) -> Embed:
     """Embed through the store's embedding cache (``embed_texts``): a second run embeds nothing new.
-    ``progress`` hears how many texts each batch brought (cached ones included)."""
+    ``progress`` hears how many texts each batch brought (cached ones included); ``engine`` encodes
+    the texts not cached (``devquarry.engine``; default local)."""
 
     def embed(texts: list[str]) -> np.ndarray:
         from devquarry.embeddings import embed_texts
 
-        return embed_texts(store, spec, list(texts), progress)
+        return embed_texts(store, spec, list(texts), progress, engine=engine)
 
     return embed
 

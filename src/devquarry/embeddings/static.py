@@ -64,6 +64,10 @@ class StaticEmbedder(Embedder):
         self.path = local_model_folder(model, default_static_folder())
         self._model = None
 
+    def __getstate__(self) -> dict:
+        # Shipped to an engine's worker without its loaded model: the worker loads its own.
+        return {**self.__dict__, "_model": None}
+
     @property
     def model_id(self) -> str:
         return f"static-minilm-{PCA_DIMS}" if not self.named else str(self.path.resolve())

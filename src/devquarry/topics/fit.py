@@ -54,6 +54,7 @@ def fit_topics(
     bertopic_model: bool | None = None,
     progress=None,
     stage=None,
+    engine=None,
 ) -> TopicResult:
     """Fit a topic model on the store's threads and save it as a new run. ``progress(n)`` hears of
     threads embedded; ``stage(description)`` of each later step (they have no count to show).
@@ -61,7 +62,8 @@ def fit_topics(
     The default (``kmeans``) needs only scikit-learn. ``bertopic_model`` (None: when the
     ``[bertopic]`` extra is installed) also fits a BERTopic model on the run's topics, saves it in
     ``<store>.topics/run-<id>/`` (``BERTopic.load`` reads it; the path is in the run's params) and
-    fills the KeyBERT-like ``keybert`` keywords, which stay empty without it."""
+    fills the KeyBERT-like ``keybert`` keywords, which stay empty without it. ``engine``
+    (``devquarry.engine``; default local): where the threads are embedded."""
     stage = stage or (lambda description, total=None: None)
     started = datetime.now(UTC)
     if clustering not in CLUSTERINGS:
@@ -85,7 +87,7 @@ def fit_topics(
         require("bertopic", "bertopic", "the BERTopic model of a topic run (--bertopic-model)")
     stage("embedding", len(docs))
     embedder = get_embedder(embedding)
-    vectors = embed_threads(store, embedder, threads, progress)
+    vectors = embed_threads(store, embedder, threads, progress, engine=engine)
     stage("clustering")
     model = None
     if clustering == "hdbscan":
@@ -162,4 +164,7 @@ def fit_topics(
 
     stage("saving")
     run_id = save_topic_run(store, params, scores, topic_frame, assignments, theme_frame, started, save_model=saver)
+    from devquarry.topics.assign import save_assigner
+
+    save_assigner(store, run_id, embedder, embedding, vectors, labels)  # `topics --assign-new` adds later threads
     return TopicResult(run_id, topic_frame, assignments, theme_frame, scores, model)
