@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from devquarry.classify_labels import IRRELEVANT, _labels_with_text, training_labels
 from devquarry.classify_reuse import kept_rows, reusable_run
 from devquarry.codebooks import Codebook, load_codebook
 from devquarry.coders.supervised import CHAR_FEATURES, WORD_FEATURES, SupervisedCoder, ThreadFeatures
@@ -24,49 +25,22 @@ from devquarry.reuse import labels_fingerprint, threads_fingerprint
 from devquarry.store import Store
 from devquarry.text import thread_text
 
-__all__ = ["CHAR_FEATURES", "WORD_FEATURES", "SupervisedCoder", "ThreadFeatures", "UNCLASSIFIED", "ZeroShotCoder", "classify"]
+__all__ = [
+    "CHAR_FEATURES",
+    "IRRELEVANT",
+    "WORD_FEATURES",
+    "SupervisedCoder",
+    "ThreadFeatures",
+    "UNCLASSIFIED",
+    "ZeroShotCoder",
+    "classify",
+    "training_labels",
+]
 
-IRRELEVANT = "irrelevant"
 MIN_EXAMPLES = 3
 METHODS = ("supervised", "zero-shot", "topic", "llm")
 # A multi-label codebook's runner-up codes at least this likely are kept as secondary codes.
 SECONDARY_MIN_SCORE = 0.3
-
-
-def training_labels(
-    store: Store,
-    codebook: Codebook,
-    rater: str | None = None,
-    level: int | None = None,
-    keep_irrelevant: bool = False,
-    *,
-    raters: list[str] | None = None,
-    sources: list[str] | None = None,
-) -> pd.DataFrame:
-    """Threads with their hand-labelled primary code (at ``level``) and all codes, for training:
-    the labels of ``raters`` (or ``rater``; default every rater) on threads of ``sources``."""
-    from devquarry.labeling import labels_frame
-
-    df = labels_frame(store, codebook.id, level)
-    wanted = list(raters or ([rater] if rater else []))
-    if wanted:
-        missing = sorted(set(wanted) - set(df.rater))
-        if missing:
-            raise InputError(
-                store.path,
-                f"no labels by {', '.join(missing)} for {codebook.id}; raters: {', '.join(sorted(set(df.rater)))}",
-                field="rater",
-            )
-        df = df[df.rater.isin(wanted)]
-    if sources:
-        df = df[df.source.isin(sources)]
-    df = df[
-        ((df.status == "coded") & df.primary.notna()) | (df.status == IRRELEVANT)
-        if keep_irrelevant
-        else (df.status == "coded") & df.primary.notna()
-    ]
-    # One label per thread: the first rater's in name order.
-    return df.sort_values("rater").drop_duplicates(["source", "source_id"]).reset_index(drop=True)
 
 
 def counting(cb: Codebook) -> str:
@@ -84,6 +58,30 @@ def _inputs(coder: str, features: ThreadFeatures):
         return [thread_text(t, b) for t, b in zip(frame.title, frame.body_text)]
 
     return x
+
+
+# Threads featurised and coded at a time (a job each on a cluster, where a larger one pays better):
+# the memory of a run stays that of one chunk whatever the store's size.
+PREDICT_ROWS, REMOTE_PREDICT_ROWS = 5_000, 200_000
+
+
+def chunked_proba(engine, model, x, frame: pd.DataFrame, also=None):
+    """``model``'s probabilities for the threads of ``frame`` (inputs ``x(rows)``), chunk by chunk;
+    with ``also`` (a second fitted model on the same inputs, the relevance gate), the pair, each
+    chunk's inputs made once for both."""
+    from devquarry.engine import is_local, predict_proba
+
+    step = PREDICT_ROWS if is_local(engine) else REMOTE_PREDICT_ROWS
+    ours, theirs = [], []
+    for i in range(0, max(len(frame), 1), step):
+        rows = x(frame.iloc[i : i + step])
+        ours.append(predict_proba(engine, model, rows))
+        if also is not None:
+            theirs.append(predict_proba(engine, also, rows))
+    proba = np.vstack(ours) if len(ours) > 1 else ours[0]
+    if also is None:
+        return proba
+    return proba, (np.vstack(theirs) if len(theirs) > 1 else theirs[0])
 
 
 def _make(coder: str, store: Store | None, progress: Callable[[int], None] | None = None, engine=None):
@@ -125,6 +123,7 @@ def code_threads(
     store: Store | None = None,
     progress: Callable[[int], None] | None = None,
     engine=None,
+    also=None,
 ) -> tuple[pd.DataFrame, dict]:
     """Train a coder on ``labels`` (threads with ``primary`` and ``codes``, text included) and code
     ``threads``. Returns one row per (thread, code) with its score and rank (0 = primary), and what
@@ -132,7 +131,6 @@ def code_threads(
     hears of the texts a coder with a dense half embeds (or finds cached), in batches. ``engine``
     (``devquarry.engine``; default local) embeds and codes the threads: the coder is trained here and
     sent fitted to the engine's workers, with the same codes and scores as in this process."""
-    from devquarry.engine import predict_proba
 
     counts = labels.primary.value_counts()
     # Calibration needs a few examples of each code; rarer codes cannot be learnt.
@@ -155,8 +153,7 @@ def code_threads(
 
         targets = [[c for c in codes if c not in too_rare] or [p] for codes, p in zip(keyed.codes, keyed.primary)]
         model = MultiCoder().fit(features.of(keyed), targets)
-        rows_x = features.of(threads)
-        proba = predict_proba(engine, model, rows_x)
+        proba = chunked_proba(engine, model, features.of, threads)
         # The coder's own rule (SupervisedCoder.predict): every code at 0.5 or more, else the best one.
         picked = [[model.classes_[i] for i in np.flatnonzero(row >= 0.5)] or [model.classes_[int(row.argmax())]] for row in proba]
         col = {c: i for i, c in enumerate(model.classes_)}
@@ -164,7 +161,9 @@ def code_threads(
         info["coder"] = "lexical (multi-label)"
     else:
         model = _make(coder, store, progress, engine).fit(x(keyed), keyed.primary.tolist())
-        proba = predict_proba(engine, model, x(threads))
+        proba = chunked_proba(engine, model, x, threads, also=also)
+        if also is not None:  # the gate's probabilities, from the same inputs (see _code_supervised)
+            proba, info["also_proba"] = proba
         col = {c: i for i, c in enumerate(model.classes_)}
         chosen = []
         for row in proba:
@@ -331,39 +330,30 @@ def _code_supervised(
         if progress:
             progress(embedded[0], None)
 
+    gate_model = None
+    if gate_labels is not None and _gate_applies(store, cb, gate_labels, relevance):
+        name = coder_name(cb, None, relevance=True) if coder is None else coder
+        if name == info["coder"] and not cb.multi_label:  # same inputs: both coders read each chunk once
+            gate_model = _fit_gate(store, features, gate_labels, name, engine)
     out, learnt = code_threads(
-        threads, labels, cb, coder=info["coder"], features=features, store=store, progress=on_embed, engine=engine
+        threads,
+        labels,
+        cb,
+        coder=info["coder"],
+        features=features,
+        store=store,
+        progress=on_embed,
+        engine=engine,
+        also=gate_model,
     )
-    info.update({k: v for k, v in learnt.items() if k != "proba"})
+    info.update({k: v for k, v in learnt.items() if k not in ("proba", "also_proba")})
     gate = None
     if gate_labels is not None:
-        gate = _relevance(store, features, gate_labels, cb, out, relevance, threads, coder, engine)
+        done = (gate_model, threads, learnt["also_proba"]) if gate_model is not None else None
+        gate = _relevance(store, features, gate_labels, cb, out, relevance, threads, coder, engine, done=done)
         if gate is not None:
             out = gate
     return out, gate
-
-
-def _labels_with_text(
-    store: Store,
-    cb: Codebook,
-    every: pd.DataFrame,
-    raters: list[str] | None,
-    sources: list[str] | None,
-    level: int | None,
-    keep_irrelevant: bool = False,
-) -> pd.DataFrame:
-    """The training labels joined to their threads' text; an empty set is an error naming the filter."""
-    labels = training_labels(store, cb, level=level, raters=raters, sources=sources, keep_irrelevant=keep_irrelevant)
-    if labels.empty:
-        picked = " and ".join(
-            p for p in (f"raters {', '.join(raters)}" if raters else "", f"sources {', '.join(sources)}" if sources else "") if p
-        )
-        raise InputError(
-            store.path,
-            f"no hand labels for {cb.id}{' from ' + picked if picked else ''} to learn from; "
-            "import some with `devquarry labels import`",
-        )
-    return every.merge(labels, on=["source", "source_id"], how="inner")
 
 
 # MiniLM on 2 cores embeds about 10 long posts a second at 256 tokens, 50 at 64: worth saying
@@ -415,6 +405,24 @@ def _llm(store, cb, threads, every, raters, train_sources, level, settings, max_
     return out, info
 
 
+def _gate_applies(store: Store, cb: Codebook, labels: pd.DataFrame, wanted: bool | None) -> bool:
+    """Whether the hand labels mark enough threads irrelevant for a relevance coder (an error when
+    one was asked for and they do not)."""
+    n_irrelevant = int((labels.status == IRRELEVANT).sum())
+    if n_irrelevant < MIN_EXAMPLES or n_irrelevant == len(labels):
+        if wanted:
+            raise InputError(
+                store.path, f"relevance coding needs hand labels marking threads irrelevant to {cb.id} (found {n_irrelevant})"
+            )
+        return False
+    return True
+
+
+def _fit_gate(store: Store, features: ThreadFeatures, labels: pd.DataFrame, name: str, engine=None):
+    target = np.where(labels.status == IRRELEVANT, IRRELEVANT, "relevant")
+    return _make(name, store, engine=engine).fit(_inputs(name, features)(labels), target.tolist())
+
+
 def _relevance(
     store: Store,
     features: ThreadFeatures,
@@ -425,25 +433,23 @@ def _relevance(
     threads: pd.DataFrame,
     coder: str | None,
     engine=None,
+    done=None,
 ) -> pd.DataFrame | None:
-    """Replace the codes of the threads a relevant-vs-irrelevant coder finds irrelevant."""
-    n_irrelevant = int((labels.status == IRRELEVANT).sum())
-    if n_irrelevant < MIN_EXAMPLES or n_irrelevant == len(labels):
-        if wanted:
-            raise InputError(
-                store.path, f"relevance coding needs hand labels marking threads irrelevant to {cb.id} (found {n_irrelevant})"
-            )
+    """Replace the codes of the threads a relevant-vs-irrelevant coder finds irrelevant. ``done``:
+    (the fitted gate, the threads it scored, their probabilities) when they were computed with
+    the codes."""
+    if not _gate_applies(store, cb, labels, wanted):
         return None
-    keyed = labels
-    target = np.where(keyed.status == IRRELEVANT, IRRELEVANT, "relevant")
-    name = coder_name(cb, None, relevance=True) if coder is None else coder
-    x = _inputs(name, features)
-    gate = _make(name, store, engine=engine).fit(x(keyed), target.tolist())
     ids = coded[["source", "source_id"]].drop_duplicates().reset_index(drop=True)
-    ids = ids.merge(threads[["source", "source_id", "title", "body_text"]], on=["source", "source_id"], how="left")
-    from devquarry.engine import predict_proba
-
-    proba = predict_proba(engine, gate, x(ids))
+    if done is not None:
+        gate, scored, proba = done
+        at = pd.MultiIndex.from_frame(scored[["source", "source_id"]]).get_indexer(pd.MultiIndex.from_frame(ids))
+        proba = proba[at]
+    else:
+        name = coder_name(cb, None, relevance=True) if coder is None else coder
+        gate = _fit_gate(store, features, labels, name, engine)
+        ids = ids.merge(threads[["source", "source_id", "title", "body_text"]], on=["source", "source_id"], how="left")
+        proba = chunked_proba(engine, gate, _inputs(name, features), ids)
     col = list(gate.classes_).index(IRRELEVANT)
     ids["p_irrelevant"] = proba[:, col]
     off = ids[ids.p_irrelevant >= 0.5]

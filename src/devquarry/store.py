@@ -335,12 +335,15 @@ class Store:
         return df
 
     def threads(self, source: str | None = None) -> pd.DataFrame:
-        """Threads with derived fields filled in, as a DataFrame."""
+        """Threads with derived fields filled in, as a DataFrame (without the raw record and the
+        HTML, which no step reads and which doubled the memory of a million threads)."""
         if source:
-            df = self.query("SELECT * EXCLUDE (raw) FROM threads WHERE source = ? ORDER BY created_at, source_id", [source])
+            df = self.query(
+                "SELECT * EXCLUDE (raw, body_html) FROM threads WHERE source = ? ORDER BY created_at, source_id", [source]
+            )
         else:
             df = self.query(
-                "SELECT * EXCLUDE (raw) FROM threads ORDER BY source, created_at, source_id"
+                "SELECT * EXCLUDE (raw, body_html) FROM threads ORDER BY source, created_at, source_id"
             )  # ties too: topics depend on order
         df["tags"] = df["tags"].map(lambda v: [] if v is None else list(v))
         return df

@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from devquarry.ask.tokens import META, Tokens, _meta, content_words, tokenize
 from devquarry.embeddings import get_embedder
 from devquarry.embeddings.base import normalise
 
@@ -43,9 +44,6 @@ RRF_K = 60
 CANDIDATES = 100
 LSA_REFIT_GROWTH = 0.5  # refit LSA when the corpus grew by half since it was fitted
 FILES = ("docs.parquet", "tokens.parquet", "bm25", "vectors.npy", "meta.arrow", "embedder.joblib", "index.json")
-# What a hit shows, kept with the index (memory-mapped) so that a query reads nothing from the store:
-# at a million threads one lookup there scanned the table (80 ms).
-META = ("title", "url", "answer")
 SAVE_STEPS = (*FILES, "swap")
 # Tests only: the save step after which the process kills itself, to prove no kill breaks the index.
 KILL_AT_ENV = "DEVQUARRY_TEST_KILL_INDEX_SAVE_AT"
@@ -78,12 +76,6 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
 def fitted_backend(embedding: str) -> bool:
     """Whether the embedding is fitted on the corpus it embeds (so it is persisted, and refitted as it grows)."""
     return embedding.split(":")[0].split("@")[0] == "lsa"
@@ -92,51 +84,6 @@ def fitted_backend(embedding: str) -> bool:
 @lru_cache(maxsize=4)
 def named_embedder(embedding: str):
     return get_embedder(embedding)
-
-
-@lru_cache(maxsize=1)
-def _function_words() -> frozenset[str]:
-    """English function words, stemmed as the tokens are: bm25s's list of 33 keeps "what", "how",
-    "should", "I", "do", which made an off-subject question share half its "content" with a thread."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(_stemmer().stemWords(sorted(ENGLISH_STOP_WORDS)))
-
-
-def content_words(text: str) -> set[str]:
-    """The stemmed content words of ``text``: its tokens less the function words."""
-    return set(tokenize([text])[0]) - _function_words()
-
-
-def tokenize(texts: list[str]) -> list[list[str]]:
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
-
-
-def _meta(frame: pd.DataFrame) -> pa.Table:
-    return pa.table({c: pa.array([None if pd.isna(v) else str(v) for v in frame[c]], pa.string()) for c in META})
-
-
-class Tokens:
-    """The documents' BM25 tokens as one Arrow list column: a reopened index of a million threads
-    converts to Python lists only the few rows a search reads (or all of them, for an update)."""
-
-    def __init__(self, column: pa.Array | None = None) -> None:
-        self.column = column if column is not None else pa.array([], type=pa.list_(pa.string()))
-
-    @classmethod
-    def of(cls, lists: list[list[str]]) -> Tokens:
-        return cls(pa.array(lists, type=pa.list_(pa.string())))
-
-    def __len__(self) -> int:
-        return len(self.column)
-
-    def __getitem__(self, i: int) -> list[str]:
-        return self.column[int(i)].as_py()
-
-    def take(self, positions) -> list[list[str]]:
-        return self.column.take(pa.array(positions, type=pa.int64())).to_pylist() if len(positions) else []
 
 
 class HybridIndex:

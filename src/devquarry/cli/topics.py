@@ -97,7 +97,10 @@ def topics(
         emit(df, as_json=as_json, as_csv=as_csv, as_table=as_table)
         return
     with _store(db) as store:
-        n = len(store.threads()) if not source else int(store.threads().source.isin(source).sum())
+        n = store.con.execute(
+            "SELECT count(*) FROM thread" + (f" WHERE source IN ({', '.join('?' for _ in source)})" if source else ""),
+            list(source or []),
+        ).fetchall()[0][0]
         with _count_progress(n, "embedding") as advance:
             result = tp.fit_topics(
                 store,

@@ -78,20 +78,25 @@ class ThreadFeatures:
     training labels and its own text, not on what else is in the store or being coded."""
 
     def __init__(self, fit_frame: pd.DataFrame, apply_to: list[pd.DataFrame] = ()) -> None:
-        rows = pd.concat([f[["source", "source_id", "title", "body_text"]] for f in (fit_frame, *apply_to)], ignore_index=True)
-        rows = rows.drop_duplicates(["source", "source_id"]).reset_index(drop=True)
+        # ``apply_to`` is accepted for the callers that name what they will code; their rows are
+        # made when asked for (``of``), a chunk at a time: the character n-grams of 100,000 threads
+        # held at once took 8 GB.
+        rows = fit_frame[["source", "source_id", "title", "body_text"]].drop_duplicates(["source", "source_id"])
+        rows = rows.reset_index(drop=True)
         self.index = {key: n for n, key in enumerate(zip(rows.source, rows.source_id))}
-        texts = [thread_text(t, b) for t, b in zip(rows.title, rows.body_text)]
-        fitted = fit_frame[["source", "source_id"]].drop_duplicates()
-        train = np.array([self.index[k] for k in zip(fitted.source, fitted.source_id)], dtype=int)
-        rest = np.setdiff1d(np.arange(len(texts)), train)
         self.vectorizer = _features()
-        # Each text is analysed once: the training rows while fitting, the others after.
-        blocks = [self.vectorizer.fit_transform([texts[i] for i in train])]
-        if len(rest):
-            blocks.append(self.vectorizer.transform([texts[i] for i in rest]))
-        order = np.argsort(np.concatenate([train, rest]))
-        self.matrix = sp.vstack(blocks, format="csr")[order]
+        self.matrix = sp.csr_matrix(
+            self.vectorizer.fit_transform([thread_text(t, b) for t, b in zip(rows.title, rows.body_text)])
+        )
 
     def of(self, frame: pd.DataFrame) -> sp.csr_matrix:
-        return self.matrix[[self.index[key] for key in zip(frame.source, frame.source_id)]]
+        """The rows of ``frame``'s threads (title and body_text): the training rows as fitted, the
+        others transformed now (a row depends on its own text only)."""
+        at = np.array([self.index.get(key, -1) for key in zip(frame.source, frame.source_id)], dtype=int)
+        new = np.flatnonzero(at < 0)
+        if not len(new):
+            return self.matrix[at]
+        titles, bodies = frame.title.to_numpy()[new], frame.body_text.to_numpy()[new]
+        extra = self.vectorizer.transform([thread_text(t, b) for t, b in zip(titles, bodies)])
+        at[new] = self.matrix.shape[0] + np.arange(len(new))
+        return sp.vstack([self.matrix, extra], format="csr")[at]

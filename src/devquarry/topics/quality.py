@@ -56,8 +56,7 @@ def _window_presence(ids: np.ndarray, n_words: int, window: int) -> tuple[np.nda
 def npmi_per_topic(topics: list[list[str]], texts: list[str], top_n: int = 10, window: int = 10) -> list[float]:
     """NPMI of each topic's top words (words absent from the corpus dropped; a topic left with
     fewer than two words is not scored). Same figures as gensim's ``c_npmi``."""
-    tokens = [tokenize(t) for t in texts]
-    seen = {w for doc in tokens for w in doc}
+    seen = {w for t in texts for w in tokenize(t)}
     kept = [[w for w in t[:top_n] if w in seen] for t in topics]
     kept = [t for t in kept if len(t) >= 2]
     if not kept:
@@ -67,7 +66,8 @@ def npmi_per_topic(topics: list[list[str]], texts: list[str], top_n: int = 10, w
     occurrences = np.zeros(n_words, dtype=np.int64)
     co = np.zeros((n_words, n_words), dtype=np.int64)
     windows = 0
-    for doc in tokens:
+    for text in texts:  # tokenised again here rather than kept: all tokens of a corpus take gigabytes
+        doc = tokenize(text)
         ids = np.fromiter((vocab.get(w, n_words) for w in doc), dtype=np.int64, count=len(doc))
         words, present, n = _window_presence(ids, n_words, window)
         windows += n
