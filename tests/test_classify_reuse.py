@@ -19,6 +19,10 @@ def _rows(store: Store, run_id: int) -> pd.DataFrame:
     return df.sort_values(["source", "source_id", "rank"]).reset_index(drop=True)
 
 
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["source", "source_id", "rank"]).reset_index(drop=True)
+
+
 def _params(store: Store, run_id: int) -> dict:
     return json.loads(store.con.execute("SELECT params FROM run WHERE run_id = ?", [run_id]).fetchall()[0][0])
 
@@ -38,7 +42,10 @@ def test_a_second_run_codes_only_new_and_changed_threads(so_labelled_copy, tmp_p
         ingest_table(s, [two], source="stackoverflow", mapping=SO_MAP)
         again = classify(s, CB, coder="lexical")
         assert again.attrs["reused_from"] == first and again.attrs["recoded"] == 51
-        scratch = classify(s, CB, coder="lexical", reuse=False).attrs["run_id"]
+        fresh = classify(s, CB, coder="lexical", reuse=False)
+        scratch = fresh.attrs["run_id"]
+        kept = classify(s, CB, coder="lexical", sources=None)  # nothing new: every row kept, the same frame
+        assert kept.attrs["recoded"] == 0 and _sorted(kept).equals(_sorted(fresh))
         assert "reused_from" not in _params(s, scratch)
         a, b = _rows(s, again.attrs["run_id"]), _rows(s, scratch)
     assert a[["source", "source_id", "code", "rank"]].equals(b[["source", "source_id", "code", "rank"]])
@@ -49,7 +56,7 @@ def test_a_second_run_codes_only_new_and_changed_threads(so_labelled_copy, tmp_p
     assert r.returncode == 0, r.stderr
     with Store(db, read_only=True) as s:
         last = s.con.execute("SELECT max(run_id) FROM run").fetchall()[0][0]
-        assert _params(s, last)["recoded"] == 0 and _params(s, last)["reused_from"] == scratch
+        assert _params(s, last)["recoded"] == 0 and _params(s, last)["reused_from"] == scratch + 1
         assert _rows(s, last)[["source_id", "code", "rank"]].equals(b[["source_id", "code", "rank"]])
     r = run_cli("classify", "--codebook", CB, "--coder", "lexical", "--recode-all", "--json", db=db)
     assert r.returncode == 0, r.stderr

@@ -135,7 +135,8 @@ def _classify(db, engine, coder):
     from devquarry.classify import classify
 
     with Store(db) as s:
-        out = classify(s, "chen2025-so-api", coder=coder, relevance=False, engine=engine)
+        # reuse=False: a second run on one store would keep the first run's codes and code nothing.
+        out = classify(s, "chen2025-so-api", coder=coder, relevance=False, engine=engine, reuse=False)
         params = json.loads(s.query("SELECT params FROM run WHERE command = 'classify' ORDER BY run_id DESC LIMIT 1").params[0])
         embedded = s.con.execute("SELECT count(*) FROM embedding").fetchone()[0]
     return out.sort_values(["source", "source_id", "rank"]).reset_index(drop=True), params, embedded

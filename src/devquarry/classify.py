@@ -286,7 +286,8 @@ def classify(
                 )
                 if kept is not None and len(kept):
                     out = pd.concat([kept, out], ignore_index=True)
-    out = _ranked(out)
+    # One frame whichever way the rows came (coded now, or kept from a run and read from the store).
+    out = _ranked(out).astype({"source": str, "source_id": str, "code": str, "score": "float64", "rank": "int64"})
     run_id = _save(
         store,
         cb,
