@@ -4,6 +4,7 @@ sentence-transformers model in a local folder."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -95,25 +96,7 @@ class MiniLMEmbedder(Embedder):
     def encode(self, texts, progress=None) -> np.ndarray:
         model = self._load()
         texts = list(texts)
-        if len(texts) <= FEW and self.device_ == "cpu":
-            return self._encode_few(model, texts, progress)
-        return encode_batches(
-            lambda b: model.encode(b, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True),
-            texts,
-            BATCH,
-            384,
-            progress,
-        )
-
-    def _encode_few(self, model, texts, progress):
-        """A query or two on one thread: torch's threads wait on each other at every one of the
-        model's small products, and when another process holds a core a query took 450 ms on two
-        threads against 18 ms on one (2 cores)."""
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with self._threads(1 if len(texts) <= FEW and self.device_ == "cpu" else None):
             return encode_batches(
                 lambda b: model.encode(b, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True),
                 texts,
@@ -121,8 +104,24 @@ class MiniLMEmbedder(Embedder):
                 384,
                 progress,
             )
+
+    @staticmethod
+    @contextmanager
+    def _threads(n: int | None):
+        """A query or two runs on one thread: torch's threads wait on each other at every one of the
+        model's small products, and when another process holds a core a query took 450 ms on two
+        threads against 18 ms on one (2 cores)."""
+        if n is None:
+            yield
+            return
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(before)
 
 
 @register("minilm")
