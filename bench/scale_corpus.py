@@ -121,6 +121,9 @@ def _thread(i: int, scale: int, q: pd.Series, copy: int, replies: list[str]) -> 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+CORPUS_VERSION = 1  # raise when the corpus a size makes changes: built ones are then rebuilt
+
+
 def _row(attrs: dict) -> bytes:
     cells = " ".join(f'{k}="{html.escape(_NOT_XML.sub("", str(v)), quote=True)}"' for k, v in attrs.items())
     return f"  <row {cells} />\n".encode()
@@ -129,6 +132,11 @@ def _row(attrs: dict) -> bytes:
 def build(folder: Path, n: int, first: int = 0, scale: int | None = None, labels: bool = True) -> dict:
     """Write ``folder/Posts.xml`` with threads ``first .. first + n - 1`` (and ``labels.csv``); ``scale``:
     the size of the corpus whose times span 2021-01 .. 2026-06 (later threads come after it)."""
+    stamp = folder / "corpus.json"
+    asked = {"threads": n, "first": first, "scale": scale, "labels": labels, "version": CORPUS_VERSION}
+    if stamp.exists() and json.loads(stamp.read_text()).get("asked") == asked:  # built before: a 1M corpus takes minutes
+        return json.loads(stamp.read_text())["info"]
+    stamp.unlink(missing_ok=True)
     questions, replies = pools()
     folder.mkdir(parents=True, exist_ok=True)
     p = len(questions)
@@ -151,4 +159,5 @@ def build(folder: Path, n: int, first: int = 0, scale: int | None = None, labels
             {"source": "stackoverflow", "source_id": [str(i + 1) for i in idx], "label_study": questions.label.iloc[idx].tolist()}
         ).to_csv(folder / "labels.csv", index=False)
         info["labels"] = len(idx)
+    stamp.write_text(json.dumps({"asked": asked, "info": info}))
     return info

@@ -65,23 +65,42 @@ def _inputs(coder: str, features: ThreadFeatures):
 PREDICT_ROWS, REMOTE_PREDICT_ROWS = 5_000, 200_000
 
 
-def chunked_proba(engine, model, x, frame: pd.DataFrame, also=None):
+def chunked_proba(engine, model, x, frame: pd.DataFrame, also=None, features: ThreadFeatures | None = None):
     """``model``'s probabilities for the threads of ``frame`` (inputs ``x(rows)``), chunk by chunk;
     with ``also`` (a second fitted model on the same inputs, the relevance gate), the pair, each
-    chunk's inputs made once for both."""
+    chunk's inputs made once for both. ``features`` (the inputs are ``features.of``): on the local
+    engine the chunks are then featurised and coded by as many processes as ``workers()`` allows,
+    with the same rows as in one process (a row depends on its own text only)."""
     from devquarry.engine import is_local, predict_proba
+    from devquarry.workers import workers
 
     step = PREDICT_ROWS if is_local(engine) else REMOTE_PREDICT_ROWS
-    ours, theirs = [], []
-    for i in range(0, max(len(frame), 1), step):
-        rows = x(frame.iloc[i : i + step])
-        ours.append(predict_proba(engine, model, rows))
-        if also is not None:
-            theirs.append(predict_proba(engine, also, rows))
+    starts = range(0, max(len(frame), 1), step)
+    n_jobs = min(workers(), len(starts)) if features is not None and is_local(engine) else 1
+    if n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        # Character n-grams are made in Python, one core each: the chunks go to worker processes.
+        cols = frame[["source", "source_id", "title", "body_text"]]
+        pairs = Parallel(n_jobs=n_jobs)(delayed(_feature_chunk)(features, model, also, cols.iloc[i : i + step]) for i in starts)
+        ours, theirs = [p[0] for p in pairs], [p[1] for p in pairs]
+    else:
+        ours, theirs = [], []
+        for i in starts:
+            rows = x(frame.iloc[i : i + step])
+            ours.append(predict_proba(engine, model, rows))
+            if also is not None:
+                theirs.append(predict_proba(engine, also, rows))
     proba = np.vstack(ours) if len(ours) > 1 else ours[0]
     if also is None:
         return proba
     return proba, (np.vstack(theirs) if len(theirs) > 1 else theirs[0])
+
+
+def _feature_chunk(features: ThreadFeatures, model, also, rows: pd.DataFrame):
+    """One chunk's probabilities (and the second model's) from its TF-IDF rows, in a worker."""
+    x = features.of(rows)
+    return model.predict_proba(x), (None if also is None else also.predict_proba(x))
 
 
 def _make(coder: str, store: Store | None, progress: Callable[[int], None] | None = None, engine=None):
@@ -153,7 +172,7 @@ def code_threads(
 
         targets = [[c for c in codes if c not in too_rare] or [p] for codes, p in zip(keyed.codes, keyed.primary)]
         model = MultiCoder().fit(features.of(keyed), targets)
-        proba = chunked_proba(engine, model, features.of, threads)
+        proba = chunked_proba(engine, model, features.of, threads, features=features)
         # The coder's own rule (SupervisedCoder.predict): every code at 0.5 or more, else the best one.
         picked = [[model.classes_[i] for i in np.flatnonzero(row >= 0.5)] or [model.classes_[int(row.argmax())]] for row in proba]
         col = {c: i for i, c in enumerate(model.classes_)}
@@ -161,7 +180,7 @@ def code_threads(
         info["coder"] = "lexical (multi-label)"
     else:
         model = _make(coder, store, progress, engine).fit(x(keyed), keyed.primary.tolist())
-        proba = chunked_proba(engine, model, x, threads, also=also)
+        proba = chunked_proba(engine, model, x, threads, also=also, features=features if coder == "lexical" else None)
         if also is not None:  # the gate's probabilities, from the same inputs (see _code_supervised)
             proba, info["also_proba"] = proba
         col = {c: i for i, c in enumerate(model.classes_)}
@@ -450,7 +469,7 @@ def _relevance(
         name = coder_name(cb, None, relevance=True) if coder is None else coder
         gate = _fit_gate(store, features, labels, name, engine)
         ids = ids.merge(threads[["source", "source_id", "title", "body_text"]], on=["source", "source_id"], how="left")
-        proba = chunked_proba(engine, gate, _inputs(name, features), ids)
+        proba = chunked_proba(engine, gate, _inputs(name, features), ids, features=features if name == "lexical" else None)
     col = list(gate.classes_).index(IRRELEVANT)
     ids["p_irrelevant"] = proba[:, col]
     off = ids[ids.p_irrelevant >= 0.5]

@@ -40,6 +40,12 @@ def topics(
         str, typer.Option(help="kmeans (fast default, no outliers) or hdbscan (BERTopic's UMAP + HDBSCAN, outliers reduced).")
     ] = "kmeans",
     source: Annotated[Optional[list[str]], typer.Option(help="Only threads of this source (repeatable).")] = None,
+    fit_sample: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Above this many threads (default 50,000), fit on a seeded sample of this size and give the others the nearest topic (0: fit on all)."
+        ),
+    ] = None,
     bertopic_model: Annotated[
         Optional[bool],
         typer.Option(
@@ -112,6 +118,7 @@ def topics(
                 clustering=clustering,
                 sources=source,
                 bertopic_model=bertopic_model,
+                **({} if fit_sample is None else {"fit_sample": fit_sample}),
                 progress=advance,
                 engine=runner,
             )

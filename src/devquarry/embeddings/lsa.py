@@ -29,24 +29,27 @@ class LSAEmbedder(Embedder):
         texts = list(texts)
         # Rare- and common-word cuts are made for corpora; a handful of texts (the few resolved
         # threads of a small store) may have no word left after them, and then keeps every word.
+        # Each TF-IDF is fitted once and its matrix handed to the SVD: what fitting the pipeline
+        # would compute, without reading a million texts three times.
+        matrix = None
         tfidf = TfidfVectorizer(stop_words="english", min_df=2, max_df=0.5, sublinear_tf=True)
         try:
-            n_terms = tfidf.fit(texts).transform(texts).shape[1]
+            matrix = tfidf.fit_transform(texts)
         except ValueError:
-            n_terms = 0
-        if n_terms < 3:
+            pass
+        if matrix is None or matrix.shape[1] < 3:
             tfidf = TfidfVectorizer(stop_words="english", sublinear_tf=True)
             try:
-                n_terms = tfidf.fit(texts).transform(texts).shape[1]
+                matrix = tfidf.fit_transform(texts)
             except ValueError:  # nothing but stop words and single letters: their characters
                 tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
-                n_terms = tfidf.fit(texts).transform(texts).shape[1]
-        k = min(self.dims, n_terms - 1, len(texts) - 1)
+                matrix = tfidf.fit_transform(texts)
+        k = min(self.dims, matrix.shape[1] - 1, len(texts) - 1)
         # Too few words or texts for an SVD of two dimensions: the TF-IDF vectors themselves.
         reduce = (
             TruncatedSVD(n_components=k, random_state=self.seed) if k >= 2 else FunctionTransformer(_dense, accept_sparse=True)
         )
-        self.pipeline_ = make_pipeline(tfidf, reduce).fit(texts)
+        self.pipeline_ = make_pipeline(tfidf, reduce.fit(matrix))
         return self
 
     def encode(self, texts, progress=None) -> np.ndarray:

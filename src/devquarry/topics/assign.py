@@ -35,12 +35,25 @@ def assigner_path(store_path: str | Path, run_id: int) -> Path:
     return store_path.with_name(store_path.name + ".topics") / f"run-{run_id}" / ASSIGNER
 
 
-def save_assigner(store: Store, run_id: int, embedder, spec: str | None, vectors: np.ndarray, labels: np.ndarray) -> Path:
-    """Keep what assigning new threads to run ``run_id`` needs; written whole or not at all."""
+def topic_centroids(vectors: np.ndarray, labels) -> tuple[list[int], np.ndarray]:
+    """The topic ids (outliers left out) and each one's centroid: the unit mean of its members' unit vectors."""
     labels = np.asarray(labels)
     ids = sorted(int(t) for t in set(labels.tolist()) if t >= 0)
     unit = normalise(np.asarray(vectors, dtype=np.float32))
     centroids = normalise(np.vstack([unit[labels == t].mean(axis=0) for t in ids])) if ids else np.zeros((0, unit.shape[1]))
+    return ids, centroids.astype(np.float32)
+
+
+def nearest_topic(vectors: np.ndarray, ids: list[int], centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each vector's nearest centroid by cosine: (topic ids, similarities)."""
+    sims = normalise(np.asarray(vectors, dtype=np.float32)) @ centroids.T
+    best = sims.argmax(axis=1)
+    return np.asarray(ids)[best], sims[np.arange(len(best)), best]
+
+
+def save_assigner(store: Store, run_id: int, embedder, spec: str | None, vectors: np.ndarray, labels: np.ndarray) -> Path:
+    """Keep what assigning new threads to run ``run_id`` needs; written whole or not at all."""
+    ids, centroids = topic_centroids(vectors, labels)
     fitted = not getattr(embedder, "cacheable", True)  # a model fitted on this corpus: kept as fitted
     path = assigner_path(store.path, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,11 +97,9 @@ def assign_new(
     if new.empty or not saved["topic_ids"]:
         return out.assign(topic_id=pd.Series(dtype=int), similarity=pd.Series(dtype=float))
     embedder = saved["embedder"] or get_embedder(saved["spec"])
-    vectors = normalise(embed_threads(store, embedder, new, progress, engine=engine))
-    sims = vectors @ saved["centroids"].T
-    best = sims.argmax(axis=1)
-    out["topic_id"] = np.asarray(saved["topic_ids"])[best]
-    out["similarity"] = sims[np.arange(len(best)), best]
+    out["topic_id"], out["similarity"] = nearest_topic(
+        embed_threads(store, embedder, new, progress, engine=engine), saved["topic_ids"], saved["centroids"]
+    )
     with store.transaction() as con:
         batch = pa.table(  # noqa: F841 (read by DuckDB)
             {

@@ -29,6 +29,11 @@ logging.getLogger("BERTopic").setLevel(logging.ERROR)
 
 # NPMI is measured over at most this many threads (all of them below it, as in the papers).
 QUALITY_DOCS = 20_000
+# Above this many threads the model is fitted on a seeded sample of this size and the other threads
+# go to the nearest topic centroid, chunk by chunk: at 100,000 threads a full fit took 3.4 GB, and
+# its memory would grow with the store while the topics a sample finds do not change much.
+FIT_DOCS = 50_000
+ASSIGN_CHUNK = 20_000
 
 
 @dataclass
@@ -55,6 +60,7 @@ def fit_topics(
     sources: list[str] | None = None,
     reduce_outliers: bool = True,
     quality: bool = True,
+    fit_sample: int | None = FIT_DOCS,
     bertopic_model: bool | None = None,
     progress=None,
     stage=None,
@@ -67,7 +73,12 @@ def fit_topics(
     ``[bertopic]`` extra is installed) also fits a BERTopic model on the run's topics, saves it in
     ``<store>.topics/run-<id>/`` (``BERTopic.load`` reads it; the path is in the run's params) and
     fills the KeyBERT-like ``keybert`` keywords, which stay empty without it. ``engine``
-    (``devquarry.engine``; default local): where the threads are embedded."""
+    (``devquarry.engine``; default local): where the threads are embedded.
+
+    ``fit_sample``: a store with more threads is modelled on a seeded sample of this many (the
+    clusters, keywords, themes, coherence and BERTopic model come from it) and every other thread is
+    given the topic of the nearest centroid, as ``topics --assign-new`` does; sizes count them all.
+    None or 0: fit on every thread."""
     stage = stage or (lambda description, total=None: None)
     started = datetime.now(UTC)
     if clustering not in CLUSTERINGS:
@@ -78,9 +89,17 @@ def fit_topics(
     if sources:
         threads = threads[threads.source.isin(sources)]
     threads = threads.reset_index(drop=True)
-    docs = [thread_text(t, b) for t, b in zip(threads["title"], threads["body_text"])]
-    if len(docs) < max(2 * min_topic_size, 10):
-        raise InputError(store.path, f"{len(docs)} threads are too few for topics with a minimum size of {min_topic_size}")
+    if len(threads) < max(2 * min_topic_size, 10):
+        raise InputError(store.path, f"{len(threads)} threads are too few for topics with a minimum size of {min_topic_size}")
+    if fit_sample and fit_sample < max(2 * min_topic_size, 10):
+        raise InputError(
+            None, f"--fit-sample {fit_sample} is too small for topics with a minimum size of {min_topic_size}", field="fit_sample"
+        )
+    picked = None
+    if fit_sample and len(threads) > fit_sample:
+        picked = np.sort(np.random.default_rng(seed).choice(len(threads), fit_sample, replace=False))
+    fitted = threads if picked is None else threads.iloc[picked].reset_index(drop=True)
+    docs = [thread_text(t, b) for t, b in zip(fitted["title"], fitted["body_text"])]
     # A missing extra is reported before minutes of embedding, not after.
     if clustering == "hdbscan":
         for module in ("bertopic", "umap", "hdbscan"):
@@ -89,9 +108,9 @@ def fit_topics(
         bertopic_model = available("bertopic")
     elif bertopic_model:
         require("bertopic", "bertopic", "the BERTopic model of a topic run (--bertopic-model)")
-    stage("embedding", len(docs))
+    stage("embedding", len(threads))
     embedder = get_embedder(embedding)
-    vectors = embed_threads(store, embedder, threads, progress, engine=engine)
+    vectors = embed_threads(store, embedder, fitted, progress, engine=engine)
     stage("clustering")
     model = None
     if clustering == "hdbscan":
@@ -107,8 +126,12 @@ def fit_topics(
     else:
         labels = kmeans_topics(vectors, min_topic_size=min_topic_size, nr_topics=nr_topics, seed=seed)
         outliers_before = 0.0
+    fit_labels = labels
+    if picked is not None:
+        stage("assigning the threads outside the sample")
+        labels = _assign_rest(store, embedder, threads, picked, vectors, fit_labels, progress, engine)
     stage("keywords and themes")
-    ctfidf = class_tfidf(docs, labels)
+    ctfidf = class_tfidf(docs, fit_labels)
     topic_ids = [t for t in ctfidf.classes if t != OUTLIER]
     keywords = ctfidf.top_words(TOP_N_WORDS)
     keybert: dict[int, list[str]] = {t: [] for t in topic_ids}
@@ -117,7 +140,7 @@ def fit_topics(
 
         stage("BERTopic model")
         if model is None:
-            model = fit_manual(docs, vectors, labels, embedder, seed=seed)
+            model = fit_manual(docs, vectors, fit_labels, embedder, seed=seed)
         keybert = keybert_words(model, topic_ids)
     theme_of: dict[int, int] = {}
     theme_frame = pd.DataFrame(columns=["theme_id", "label", "keywords", "topics"])
@@ -138,11 +161,13 @@ def fit_topics(
     theme_frame["size"] = [int(topic_frame[topic_frame.topic_id.isin(m)]["size"].sum()) for m in theme_frame["topics"]]
     assignments = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "topic_id": labels.astype(int)})
     scores = {
-        "n_docs": len(docs),
+        "n_docs": len(threads),
         "n_topics": len(topic_ids),
         "outlier_share_before_reduction": round(outliers_before, 4),
         "outlier_share": round(float(np.mean(labels == OUTLIER)), 4),
     }
+    if picked is not None:
+        scores.update(fit_docs=len(fitted), assigned_to_centroid=len(threads) - len(fitted))
     if quality and topic_ids:
         stage("coherence (NPMI)")
         words = [keywords[t] for t in topic_ids]
@@ -161,6 +186,7 @@ def fit_topics(
         "themes": themes,
         "seed": seed,
         "reduce_outliers": reduce_outliers,
+        "fit_sample": fit_sample or None,
         "sources": sources,
         "inputs": threads_fingerprint(threads),
     }
@@ -175,5 +201,23 @@ def fit_topics(
     run_id = save_topic_run(store, params, scores, topic_frame, assignments, theme_frame, started, save_model=saver)
     from devquarry.topics.assign import save_assigner
 
-    save_assigner(store, run_id, embedder, embedding, vectors, labels)  # `topics --assign-new` adds later threads
+    save_assigner(store, run_id, embedder, embedding, vectors, fit_labels)  # `topics --assign-new` adds later threads
     return TopicResult(run_id, topic_frame, assignments, theme_frame, scores, model)
+
+
+def _assign_rest(store, embedder, threads, picked, vectors, fit_labels, progress, engine) -> np.ndarray:
+    """Every thread's topic: the sample's as fitted, the others' the nearest centroid's, embedded a
+    chunk at a time (by the embedder fitted on the sample, when it is one that is fitted)."""
+    from devquarry.topics.assign import nearest_topic, topic_centroids
+
+    labels = np.full(len(threads), OUTLIER, dtype=int)
+    labels[picked] = fit_labels
+    ids, centroids = topic_centroids(vectors, fit_labels)
+    rest = np.setdiff1d(np.arange(len(threads)), picked)
+    if not ids:
+        return labels
+    for i in range(0, len(rest), ASSIGN_CHUNK):
+        at = rest[i : i + ASSIGN_CHUNK]
+        part = embed_threads(store, embedder, threads.iloc[at], progress, engine=engine)
+        labels[at] = nearest_topic(part, ids, centroids)[0]
+    return labels
