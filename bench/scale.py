@@ -108,9 +108,13 @@ def run_size(n: int, work: Path, args) -> dict:
         f"  corpus: {corpus['bytes'] / 1e6:.0f} MB Posts.xml in {time.perf_counter() - t:.0f} s (+1%: {extra['threads']:,} threads)"
     )
     db = work / f"scale-{n}.duckdb"
-    for p in work.glob(f"scale-{n}.duckdb*"):
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
     log = work / f"scale-{n}.log"
+    partial = work / f"scale-{n}.partial.json"  # the steps done, for --start after a failure
+    done = {r["step"]: r for r in json.loads(partial.read_text())} if args.start and partial.exists() else {}
+    if not args.start:
+        for p in work.glob(f"scale-{n}.duckdb*"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        partial.unlink(missing_ok=True)
     base = [*DEVQUARRY]
     dbo = ["--db", str(db)]
     coder = ["--coder", args.coder] if args.coder else []
@@ -118,11 +122,20 @@ def run_size(n: int, work: Path, args) -> dict:
     steps = []
     q0 = held_out_queries(1)[0]
 
+    started = [not args.start]
+
     def step(name, *argv):
+        started[0] = started[0] or name == args.start
+        if not started[0]:  # done before this --start: its row as measured then
+            if name not in done:
+                sys.exit(f"--start {args.start}: no measurement of the earlier step {name} in {partial}")
+            steps.append(done[name])
+            return done[name]
         row = measured(name, [*base, *argv], log)
         steps.append(row)
         if row["rc"] != 0:
-            sys.exit(f"{name} failed: see {log}")
+            sys.exit(f"{name} failed: see {log}; fix it and go on with --start {name!r}")
+        partial.write_text(json.dumps(steps))
         return row
 
     step("ingest", "ingest", "stackexchange", str(folder), *dbo, "--json")
@@ -200,6 +213,9 @@ def main() -> None:
     ap.add_argument("--topic-embedding", default=None, help="topics' embedding (default: the topics' default)")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--start", default=None, help="go on from this step on the stores and corpora of --workdir (after a failed step)"
+    )
     ap.add_argument("--label", default=None, help="name of this configuration in the results (default: coder/embedding)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="devquarry-scale-"))

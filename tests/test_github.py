@@ -31,6 +31,12 @@ def test_app_issue_exports(store, shared):
     crew = store.threads("github:crewAIInc/crewAI").set_index("source_id").loc["805"]
     assert crew.tags == ["no-issue-activity"] and crew.reply_count == 4  # 6, less 2 by github-actions[bot]
     assert crew.url == "https://github.com/crewAIInc/crewAI/issues/805"
+    # The text models read four columns of the same rows, in the same order (topics depend on it).
+    from devquarry.store import TEXT_COLUMNS
+
+    assert store.threads(columns=TEXT_COLUMNS).equals(t[TEXT_COLUMNS])
+    one = store.threads("github:crewAIInc/crewAI")
+    assert store.threads("github:crewAIInc/crewAI", columns=["source_id", "tags"]).equals(one[["source_id", "tags"]])
 
 
 def test_stringified_values(store):

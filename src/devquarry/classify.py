@@ -22,7 +22,7 @@ from devquarry.coders.supervised import CHAR_FEATURES, WORD_FEATURES, Supervised
 from devquarry.coders.zeroshot import UNCLASSIFIED, ZeroShotCoder
 from devquarry.errors import InputError
 from devquarry.reuse import labels_fingerprint, threads_fingerprint
-from devquarry.store import Store
+from devquarry.store import TEXT_COLUMNS, Store
 from devquarry.text import thread_text
 
 __all__ = [
@@ -251,7 +251,8 @@ def classify(
 
         get_embedder(embedding or "minilm")  # a missing extra (minilm, static) stops here, before the threads are read
     raters = list(train_raters or ([rater] if rater else [])) or None
-    every = store.threads()
+    # The LLM coder's prompt may name a thread's tags, category or url; the others read the text only.
+    every = store.threads() if method == "llm" else store.threads(columns=TEXT_COLUMNS)
     threads = every[every.source.isin(sources)] if sources else every
     threads = threads.reset_index(drop=True)
     if threads.empty:

@@ -26,6 +26,8 @@ from devquarry.errors import InputError
 SCHEMA_VERSION = 9
 DEFAULT_DB = "devquarry.duckdb"
 DEFAULT_MEMORY_LIMIT = "1GB"
+# What the text models (topics, the supervised coders) read of a thread.
+TEXT_COLUMNS = ["source", "source_id", "title", "body_text"]
 TRACKED_PACKAGES = ("devquarry", "duckdb", "lxml", "pandas", "pyarrow", "jinja2", "plotly")
 
 THREAD_COLUMNS = {
@@ -334,18 +336,19 @@ class Store:
                 df[col] = df[col].map(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
         return df
 
-    def threads(self, source: str | None = None) -> pd.DataFrame:
+    def threads(self, source: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """Threads with derived fields filled in, as a DataFrame (without the raw record and the
-        HTML, which no step reads and which doubled the memory of a million threads)."""
+        HTML, which no step reads and which doubled the memory of a million threads); ``columns``:
+        only these (a step that reads the text alone holds a third of the memory), in the same order."""
+        cols = "* EXCLUDE (raw, body_html)" if columns is None else ", ".join(_quoted(c) for c in columns)
         if source:
-            df = self.query(
-                "SELECT * EXCLUDE (raw, body_html) FROM threads WHERE source = ? ORDER BY created_at, source_id", [source]
-            )
+            df = self.query(f"SELECT {cols} FROM threads WHERE source = ? ORDER BY created_at, source_id", [source])
         else:
             df = self.query(
-                "SELECT * EXCLUDE (raw, body_html) FROM threads ORDER BY source, created_at, source_id"
+                f"SELECT {cols} FROM threads ORDER BY source, created_at, source_id"
             )  # ties too: topics depend on order
-        df["tags"] = df["tags"].map(lambda v: [] if v is None else list(v))
+        if "tags" in df:
+            df["tags"] = df["tags"].map(lambda v: [] if v is None else list(v))
         return df
 
     def replies(self, source: str | None = None) -> pd.DataFrame:
@@ -362,3 +365,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("thread", "reply", "link", "run")}
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'

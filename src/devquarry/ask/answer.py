@@ -44,18 +44,26 @@ def thread_docs(store: Store, sources: list[str] | None = None, resolved_only: b
     if sources:
         where.append(f"t.source IN ({', '.join('?' for _ in sources)})")
         params += sources
+    # Copies are found on keys alone and the texts joined after: the window carrying a million
+    # bodies, or a join with the replies' bodies, ran out of DuckDB's memory.
     df = store.query(
-        f"""SELECT t.source, t.source_id, t.title, t.body_text, t.url, a.answer, h.content_hash AS hash FROM threads t
-                         JOIN thread h USING (source, source_id)
-                         LEFT JOIN (SELECT source, thread_id AS source_id, left(coalesce(first(body_text ORDER BY reply_id), ''), {EXCERPT_CHARS}) AS answer
-                                    FROM replies WHERE is_accepted GROUP BY ALL) a USING (source, source_id)
-                         WHERE {" AND ".join(where)}
-                         -- copies of one question (same title and time) are one document
-                         QUALIFY t.title IS NULL OR t.created_at IS NULL OR row_number() OVER (
-                           PARTITION BY t.source, lower(trim(t.title)), t.created_at ORDER BY t.views DESC NULLS LAST, t.source_id) = 1
-                         ORDER BY t.source, t.source_id""",
+        f"""WITH kept AS (
+              SELECT t.source, t.source_id FROM threads t WHERE {" AND ".join(where)}
+              -- copies of one question (same title and time) are one document
+              QUALIFY t.title IS NULL OR t.created_at IS NULL OR row_number() OVER (
+                PARTITION BY t.source, lower(trim(t.title)), t.created_at ORDER BY t.views DESC NULLS LAST, t.source_id) = 1)
+            SELECT h.source, h.source_id, h.title, h.body_text, h.url, h.content_hash AS hash
+            FROM kept JOIN thread h USING (source, source_id) ORDER BY h.source, h.source_id""",
         params,
     )
+    # The first accepted answer's start.
+    answers = store.query(
+        f"""SELECT source, thread_id AS source_id, reply_id, left(coalesce(body_text, ''), {EXCERPT_CHARS}) AS answer
+            FROM replies WHERE is_accepted"""
+    )
+    answers = answers.sort_values("reply_id", kind="stable").drop_duplicates(["source", "source_id"])
+    df = df.merge(answers[["source", "source_id", "answer"]], on=["source", "source_id"], how="left")
+    df = df[["source", "source_id", "title", "body_text", "url", "answer", "hash"]]
     df["key"] = df.source + "|" + df.source_id
     df["text"] = [thread_text(t, b) for t, b in zip(df.title, df.body_text)]
     return df

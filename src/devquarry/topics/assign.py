@@ -25,7 +25,7 @@ import pyarrow as pa
 from devquarry.embeddings import embed_threads, get_embedder
 from devquarry.embeddings.base import normalise
 from devquarry.errors import InputError
-from devquarry.store import Store
+from devquarry.store import TEXT_COLUMNS, Store
 
 ASSIGNER = "assign.joblib"
 
@@ -86,7 +86,7 @@ def assign_new(
     import json
 
     sources = json.loads(row[0]).get("sources")
-    threads = store.threads()
+    threads = store.threads(columns=TEXT_COLUMNS)
     if sources:
         threads = threads[threads.source.isin(sources)]
     seen = store.query("SELECT source, source_id FROM topic_assignment WHERE run_id = ?", [run_id])

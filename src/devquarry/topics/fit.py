@@ -15,7 +15,7 @@ from devquarry.embeddings import embed_threads, get_embedder
 from devquarry.errors import InputError
 from devquarry.extras import available, require
 from devquarry.reuse import threads_fingerprint
-from devquarry.store import Store
+from devquarry.store import TEXT_COLUMNS, Store
 from devquarry.text import thread_text
 from devquarry.topics.ctfidf import TOP_N_WORDS, class_tfidf
 from devquarry.topics.persist import save_topic_run
@@ -85,7 +85,7 @@ def fit_topics(
         raise InputError(None, f"unknown clustering {clustering!r}; use one of {', '.join(CLUSTERINGS)}", field="clustering")
     if min_topic_size < 2:
         raise InputError(None, "--min-topic-size must be at least 2", field="min_topic_size")
-    threads = store.threads()
+    threads = store.threads(columns=TEXT_COLUMNS)
     if sources:
         threads = threads[threads.source.isin(sources)]
     threads = threads.reset_index(drop=True)
@@ -130,6 +130,9 @@ def fit_topics(
     if picked is not None:
         stage("assigning the threads outside the sample")
         labels = _assign_rest(store, embedder, threads, picked, vectors, fit_labels, progress, engine)
+    inputs = threads_fingerprint(threads)
+    # Later stages read the sample's texts only: the store's (gigabytes at a million threads) go now.
+    threads = threads[["source", "source_id"]]
     stage("keywords and themes")
     ctfidf = class_tfidf(docs, fit_labels)
     topic_ids = [t for t in ctfidf.classes if t != OUTLIER]
@@ -188,7 +191,7 @@ def fit_topics(
         "reduce_outliers": reduce_outliers,
         "fit_sample": fit_sample or None,
         "sources": sources,
-        "inputs": threads_fingerprint(threads),
+        "inputs": inputs,
     }
     saver = None
     if bertopic_model:
