@@ -322,7 +322,13 @@ def select_groups(
         "QUALIFY t.title IS NULL OR t.created_at IS NULL OR row_number() OVER "
         "(PARTITION BY t.source, lower(trim(t.title)), t.created_at ORDER BY t.views DESC NULLS LAST, t.source_id) = 1"
     )
-    base = f"SELECT * FROM threads t {copies}" if dedupe else "SELECT * FROM threads"
+    # Every measure reads the thread's fields and text; the raw record and the HTML (most of a
+    # thread's bytes) stay out of the temp tables, which at a million threads were gigabytes.
+    base = (
+        f"SELECT * EXCLUDE (raw, body_html) FROM threads t {copies}"
+        if dedupe
+        else "SELECT * EXCLUDE (raw, body_html) FROM threads"
+    )
     sel = f"""WITH base AS ({base})
       SELECT t.*, {key} AS grp,
         CASE WHEN t.first_reply_at >= t.created_at THEN date_diff('second', t.created_at, t.first_reply_at) / 3600.0 END AS hours_first,
