@@ -70,6 +70,18 @@ def test_lsa_is_fitted_on_the_corpus(shared):
     assert v.shape[0] == 400 and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
 
 
+def test_lsa_gives_a_query_the_bits_the_pipeline_gives(shared):
+    from devquarry.embeddings.base import normalise
+    from devquarry.embeddings.lsa import FEW
+
+    df = pd.read_csv(shared / "stackoverflow-openai-api" / "questions_labelled.csv.gz")
+    texts = (df.title + " " + df.body.fillna("")).tolist()
+    lsa = get_embedder("lsa").fit(texts[:1500])
+    # Titles the model never saw (one at a time, as ask sends them), a batch below the cut, and no known word.
+    for batch in [[t] for t in df.title.iloc[1500:1700]] + [texts[1700 : 1700 + FEW], ["zzzz qqqq"]]:
+        assert np.array_equal(lsa.encode(batch), normalise(lsa.pipeline_.transform(batch)))
+
+
 class _FakeEmbeddings(BaseHTTPRequestHandler):
     """Speaks POST /v1/embeddings: a bag-of-letters vector per input; a 429 on the first call."""
 

@@ -56,10 +56,29 @@ class LSAEmbedder(Embedder):
         texts = list(texts)
         if self.pipeline_ is None:
             self.fit(texts)
-        vectors = self.pipeline_.transform(texts)
+        vectors = self._few(texts) if len(texts) <= FEW else self.pipeline_.transform(texts)
         if progress:
             progress(len(texts))
         return normalise(vectors)
+
+    def _few(self, texts: list[str]) -> np.ndarray:
+        """What ``pipeline_.transform`` gives, for a few texts (a query) in a millisecond: the SVD's
+        product copies its components (256 x the vocabulary) to another layout on every call, 47 ms
+        a query at a million threads. Each row is summed in the order scipy sums it: the same bits."""
+        tfidf, reduce = self.pipeline_.steps[0][1], self.pipeline_.steps[-1][1]
+        if not hasattr(reduce, "components_"):
+            return self.pipeline_.transform(texts)
+        rows = tfidf.transform(texts).tocsr()
+        components = reduce.components_
+        out = np.zeros((rows.shape[0], components.shape[0]), dtype=np.result_type(rows.dtype, components.dtype))
+        for i in range(rows.shape[0]):
+            for k in range(rows.indptr[i], rows.indptr[i + 1]):
+                out[i] += rows.data[k] * components[:, rows.indices[k]]
+        return out
+
+
+# Up to this many texts are projected term by term (``_few``); more go through the pipeline.
+FEW = 8
 
 
 def _dense(matrix):
