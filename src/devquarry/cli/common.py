@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,9 +120,20 @@ def output_format(as_json: bool = False, as_csv: bool = False, as_table: bool = 
     return picked[0] if picked else "table"
 
 
+_INTERRUPTED: list[bool] = []
+
+
+def _on_sigint(signum, frame) -> None:
+    # Remembered: DuckDB turns a Ctrl-C during a query into its own "Query interrupted" error.
+    _INTERRUPTED.append(True)
+    signal.default_int_handler(signum, frame)
+
+
 def main() -> None:
     """Entry point: bad input and usage errors exit 2 with one line on stderr, Ctrl-C exits 130,
     other failures exit 1."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         # Not standalone: Typer would print a multi-line usage panel and hide our own exit codes.
         rc = app(standalone_mode=False)
@@ -137,6 +149,8 @@ def main() -> None:
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         _fail(f"{exc.format_message()}{hint}", 2 if code == 2 else code)
     except Exception as exc:
+        if _INTERRUPTED:
+            _fail("interrupted; the store is as it was before this command", 130)
         if os.environ.get("DEVQUARRY_DEBUG"):
             raise
         _fail(f"{exc.__class__.__name__}: {exc}", 1)
