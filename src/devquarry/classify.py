@@ -81,7 +81,7 @@ def chunked_proba(engine, model, x, frame: pd.DataFrame, also=None, features: Th
         from joblib import Parallel, delayed
 
         # Character n-grams are made in Python, one core each: the chunks go to worker processes.
-        cols = frame[["source", "source_id", "title", "body_text"]]
+        cols = frame[TEXT_COLUMNS]
         pairs = Parallel(n_jobs=n_jobs)(delayed(_feature_chunk)(features, model, also, cols.iloc[i : i + step]) for i in starts)
         ours, theirs = [p[0] for p in pairs], [p[1] for p in pairs]
     else:
