@@ -39,7 +39,7 @@ def test_minilm_index_reopens_in_a_new_process_and_in_the_same_one(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "indexing resolved threads (minilm)" in first.stderr and "indexing" not in second.stderr  # progress on stderr
     folder = db.with_name(db.name + ".index") / "minilm"
-    assert (folder / "vectors.npy").exists() and not (folder / "embedder.joblib").exists()  # MiniLM is made again by name
+    assert list(folder.glob("seg-*/vectors.npy")) and not (folder / "embedder.joblib").exists()  # MiniLM is made again by name
     top = json.loads(first.stdout)["hits"][0]["source_id"]
     assert json.loads(second.stdout)["hits"][0]["source_id"] == top
     with Store(db) as s:  # twice in one process: each call reopens the persisted index

@@ -4,6 +4,7 @@ codebook given as a YAML file keeps working once its labels are in the store."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -40,8 +41,8 @@ def _store(tmp_path, resolved: int = 40, unresolved: int = 0):
 
 
 def _consistent(index: HybridIndex) -> int:
-    n = len(index.docs)
-    assert n == len(index.tokens) == index.vectors.shape[0] == index.bm25.scores["num_docs"]
+    n = index.size
+    assert len(index.docs) == len(index.tokens) == index.vectors.shape[0] == index.bm25.size >= n == index.bm25.num_docs
     return n
 
 
@@ -95,20 +96,21 @@ def test_a_damaged_index_is_rebuilt_not_trusted(tmp_path, damage):
     with Store(db) as s:
         n = _consistent(open_index(s, "lsa")[0])
     folder = db.with_name(db.name + ".index") / "lsa"
+    segment = folder / json.loads((folder / "index.json").read_text())["segments"][0]
     if damage == "truncated embedder":
         data = (folder / "embedder.joblib").read_bytes()
         (folder / "embedder.joblib").write_bytes(data[: len(data) // 3])
     elif damage == "fewer vectors":
-        np.save(folder / "vectors.npy", np.load(folder / "vectors.npy")[:10])
+        np.save(segment / "vectors.npy", np.load(segment / "vectors.npy")[:10])
     elif damage == "bad index.json":
         (folder / "index.json").write_text('{"embedding": "lsa", "documents": ')
     else:
-        (folder / "tokens.parquet").unlink()
+        (segment / "tokens.arrow").unlink()
     if damage == "truncated embedder":  # what the issue saw: every later ask exited 1
         proc = run_cli("ask", QUESTION, "--embedding", "lsa", "--json", db=db)
         assert proc.returncode == 0, proc.stderr
     else:
-        assert HybridIndex(folder, "lsa").discarded and len(HybridIndex(folder, "lsa").docs) == 0
+        assert HybridIndex(folder, "lsa").discarded and HybridIndex(folder, "lsa").size == 0
     forget_indexes()  # the next process: this one still holds the index it opened before the damage
     with Store(db) as s:
         index, changes = open_index(s, "lsa")

@@ -35,8 +35,8 @@ def index_folder(store: Store, embedding: str) -> Path:
     return Path(f"{store.path}.index") / embedding.replace(":", "_").replace("/", "_")
 
 
-def thread_docs(store: Store, sources: list[str] | None = None, resolved_only: bool = True) -> pd.DataFrame:
-    """The documents of the index: one per thread, title and body; key = 'source|source_id'."""
+def _kept(sources: list[str] | None, resolved_only: bool) -> tuple[str, list]:
+    """The threads of the index, as SQL: copies of one question (same title and time) are one document."""
     where = ["1=1"]
     params: list = []
     if resolved_only:
@@ -44,28 +44,55 @@ def thread_docs(store: Store, sources: list[str] | None = None, resolved_only: b
     if sources:
         where.append(f"t.source IN ({', '.join('?' for _ in sources)})")
         params += sources
-    # Copies are found on keys alone and the texts joined after: the window carrying a million
-    # bodies, or a join with the replies' bodies, ran out of DuckDB's memory.
-    df = store.query(
-        f"""WITH kept AS (
-              SELECT t.source, t.source_id FROM threads t WHERE {" AND ".join(where)}
-              -- copies of one question (same title and time) are one document
+    # Found on keys alone, texts joined after: the window carrying a million bodies, or a join with
+    # the replies' bodies, ran out of DuckDB's memory.
+    sql = f"""SELECT t.source, t.source_id FROM threads t WHERE {" AND ".join(where)}
               QUALIFY t.title IS NULL OR t.created_at IS NULL OR row_number() OVER (
-                PARTITION BY t.source, lower(trim(t.title)), t.created_at ORDER BY t.views DESC NULLS LAST, t.source_id) = 1)
-            SELECT h.source, h.source_id, h.title, h.body_text, h.url, h.content_hash AS hash
-            FROM kept JOIN thread h USING (source, source_id) ORDER BY h.source, h.source_id""",
+                PARTITION BY t.source, lower(trim(t.title)), t.created_at ORDER BY t.views DESC NULLS LAST, t.source_id) = 1"""
+    return sql, params
+
+
+# The first accepted answer's start, per thread.
+_ANSWERS = f"""SELECT source, thread_id AS source_id, arg_min(left(coalesce(body_text, ''), {EXCERPT_CHARS}), reply_id) AS answer
+               FROM replies WHERE is_accepted GROUP BY source, thread_id"""
+
+
+def doc_keys(store: Store, sources: list[str] | None = None, resolved_only: bool = True) -> pd.DataFrame:
+    """The documents of the index without their texts: key ('source|source_id') and a hash of what
+    the index holds of each (question, title, url, accepted answer's start). An update reads the
+    texts of the new or changed ones only (``doc_texts``)."""
+    kept, params = _kept(sources, resolved_only)
+    return store.query(
+        f"""WITH kept AS ({kept}), ans AS ({_ANSWERS})
+            SELECT k.source || '|' || k.source_id AS key,
+                   md5(concat_ws('|', coalesce(h.content_hash, ''), coalesce(h.title, ''), coalesce(h.url, ''),
+                                 coalesce(a.answer, chr(0)))) AS hash
+            FROM kept k JOIN thread h USING (source, source_id) LEFT JOIN ans a USING (source, source_id)
+            ORDER BY k.source, k.source_id""",
         params,
     )
-    # The first accepted answer's start.
-    answers = store.query(
-        f"""SELECT source, thread_id AS source_id, reply_id, left(coalesce(body_text, ''), {EXCERPT_CHARS}) AS answer
-            FROM replies WHERE is_accepted"""
+
+
+def doc_texts(store: Store, keys: list[str]) -> pd.DataFrame:
+    """key, text (title and question), title, url and answer (the accepted answer's start) of ``keys``."""
+    if not keys:
+        return pd.DataFrame(columns=["key", "text", "title", "url", "answer"])
+    df = _by_keys(
+        store,
+        f"""WITH ans AS ({_ANSWERS})
+            SELECT t.source || '|' || t.source_id AS key, t.title, t.body_text, t.url, a.answer
+            FROM thread t JOIN hits_ h USING (source, source_id) LEFT JOIN ans a USING (source, source_id)""",
+        keys,
     )
-    answers = answers.sort_values("reply_id", kind="stable").drop_duplicates(["source", "source_id"])
-    df = df.merge(answers[["source", "source_id", "answer"]], on=["source", "source_id"], how="left")
-    df = df[["source", "source_id", "title", "body_text", "url", "answer", "hash"]]
-    df["key"] = df.source + "|" + df.source_id
     df["text"] = [thread_text(t, b) for t, b in zip(df.title, df.body_text)]
+    return df[["key", "text", "title", "url", "answer"]]
+
+
+def thread_docs(store: Store, sources: list[str] | None = None, resolved_only: bool = True) -> pd.DataFrame:
+    """The documents of the index with their texts: key, hash, text, title, url, answer, source, source_id."""
+    keys = doc_keys(store, sources, resolved_only)
+    df = keys.merge(doc_texts(store, keys.key.tolist()), on="key", how="left")
+    df[["source", "source_id"]] = df.key.str.split("|", n=1, expand=True) if len(df) else None
     return df
 
 
@@ -106,12 +133,12 @@ def open_index(
     held = _OPEN.get(key)
     # Another process's save since (a new generation behind the link) is read, not the one held here.
     if held and held[0] == state and held[1].folder == folder and held[1].target_ == held[1]._target():
-        return held[1], {"documents": len(held[1].docs), "added": 0, "removed": 0, "refit": False}
+        return held[1], {"documents": held[1].size, "added": 0, "removed": 0, "refit": False}
     index = HybridIndex(folder, embedding, engine)
-    if len(index.docs) and index.read_state() == state:
-        changes = {"documents": len(index.docs), "added": 0, "removed": 0, "refit": False}
+    if index.size and index.read_state() == state:
+        changes = {"documents": index.size, "added": 0, "removed": 0, "refit": False}
     else:
-        changes = index.update(thread_docs(store), progress=progress)
+        changes = index.update(doc_keys(store), progress=progress, texts=lambda keys: doc_texts(store, keys))
         index.write_state(state)
     index.target_ = index._target()
     _OPEN[key] = (state, index)
@@ -129,7 +156,7 @@ def index_backlog(store: Store, embedding: str | None = None) -> int:
     embedding = embedding or default_embedding()
     if not fitted_backend(embedding):
         named_embedder(embedding)
-    return HybridIndex(index_folder(store, embedding), embedding).plan(thread_docs(store))["to_embed"]
+    return HybridIndex(index_folder(store, embedding), embedding).plan(doc_keys(store))["to_embed"]
 
 
 def _source_keys(store: Store, sources: list[str] | None) -> set[str] | None:

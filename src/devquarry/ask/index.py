@@ -1,21 +1,26 @@
-"""A persisted hybrid index over threads: BM25 (bm25s, English stop words, Snowball stems) and
-dense vectors from one of our embeddings, fused by a convex combination of the two scores
-(default; it beat reciprocal rank fusion on both tasks of bench/ask.py) or by reciprocal rank.
+"""A persisted hybrid index over threads: BM25 (English stop words, Snowball stems; scored by
+``ask.bm25``) and dense vectors from one of our embeddings, fused by a convex combination of the
+two scores (default; it beat reciprocal rank fusion on both tasks of bench/ask.py) or by
+reciprocal rank.
 
-The index lives in a folder beside the store (``STORE.index/NAME``): the documents' keys and
-content hashes, their BM25 tokens and index, their vectors, and (for LSA) the fitted model. ``update``
-tokenizes and embeds only the documents that are new or changed since the last update; the BM25
-statistics are recomputed from the kept tokens, which takes well under a second for 10,000
-threads. Nothing is rebuilt per query.
+The index lives in a folder beside the store (``STORE.index/NAME``) as segments (``ask.segments``):
+each holds the keys and content hashes of some documents, their BM25 tokens and postings, their
+vectors and hit details. ``update`` tokenizes and embeds only the documents that are new or changed:
+they become a new segment, and the positions of the versions they replace (or of threads gone)
+are marked dead. When segments and dead positions pass a quarter of the index, or LSA is fitted
+again as the corpus grows, the segments are merged into one (the kept documents' tokens and vectors
+are reused, not computed again). Nothing is rebuilt per query.
 
 A reopened index needs the embedder again to encode queries: LSA's is fitted on the corpus, so it
 is persisted with the index; any other (MiniLM, static, an endpoint) depends on its name alone and
 is made again from it when first needed, once per process (loading MiniLM takes seconds).
 
 A save is whole or nothing: the files go into a new generation folder (``.STORE.index.gen/NAME.gen-*``,
-beside the index folder, which keeps one entry per index) and the index's own path, a symbolic link,
-is then swapped to it in one ``os.replace``. A process killed mid-save leaves the previous index in place. An index is checked when opened (every file
-there and loadable, as many documents as vectors as BM25 documents) and rebuilt when it fails.
+beside the index folder, which keeps one entry per index), segments kept from the previous one as
+hard links, and the index's own path, a symbolic link, is then swapped to it in one ``os.replace``.
+A process killed mid-save leaves the previous index in place. An index is checked when opened
+(every file there and loadable, as many documents as vectors as BM25 documents in each segment)
+and rebuilt when it fails.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from devquarry.ask.bm25 import Bm25
+from devquarry.ask.segments import Segment, link_file
 from devquarry.ask.tokens import META, Tokens, _meta, content_words, tokenize
 from devquarry.embeddings import get_embedder
 from devquarry.embeddings.base import normalise
@@ -43,7 +49,9 @@ from devquarry.embeddings.base import normalise
 RRF_K = 60
 CANDIDATES = 100
 LSA_REFIT_GROWTH = 0.5  # refit LSA when the corpus grew by half since it was fitted
-FILES = ("docs.parquet", "tokens.parquet", "bm25", "vectors.npy", "meta.arrow", "embedder.joblib", "index.json")
+MERGE_SHARE = 0.25  # merge the segments when those after the first and the dead positions pass this share
+MAX_SEGMENTS = 16
+FILES = ("docs.parquet", "tokens.arrow", "bm25", "vectors.npy", "meta.arrow", "live.npy", "embedder.joblib", "index.json")
 SAVE_STEPS = (*FILES, "swap")
 # Tests only: the save step after which the process kills itself, to prove no kill breaks the index.
 KILL_AT_ENV = "DEVQUARRY_TEST_KILL_INDEX_SAVE_AT"
@@ -87,21 +95,36 @@ def named_embedder(embedding: str):
 
 
 class HybridIndex:
-    """Build with ``update(docs)`` where ``docs`` has ``key``, ``hash`` and ``text`` columns."""
+    """Build with ``update(docs)`` where ``docs`` has ``key``, ``hash`` and ``text`` columns (or
+    ``key`` and ``hash`` with a ``texts`` callable that gives the texts of the keys it is asked)."""
 
     def __init__(self, folder: str | Path, embedding: str = "lsa", engine=None) -> None:
         self.folder = Path(folder)
         self.embedding = embedding
         self.engine = engine  # where documents are encoded (devquarry.engine; default local); queries stay here
-        self.docs = pd.DataFrame(columns=["key", "hash"])
-        self.tokens = Tokens()
-        self.meta: pa.Table | None = None
-        self.vectors = np.zeros((0, 0), dtype=np.float32)
+        self.segments: list[Segment] = []
+        self.live: np.ndarray | None = None  # positions that count (None: all of them)
         self.embedder = None
+        self.embedder_file: Path | None = None  # the saved fitted embedder, linked by a save that keeps it
         self.fitted_on = 0
-        self.bm25 = None
-        self._last_query = self._last_vector = None
+        self._assemble()
         self._load()
+
+    @property
+    def size(self) -> int:
+        """The number of documents (positions of replaced or removed versions not counted)."""
+        return len(self.docs) if self.live is None else int(self.live.sum())
+
+    def _assemble(self) -> None:
+        """The segments as one index over their concatenated positions."""
+        segs = self.segments
+        self.docs = pd.concat([s.docs for s in segs], ignore_index=True) if segs else pd.DataFrame(columns=["key", "hash"])
+        self.tokens = Tokens(pa.concat_arrays([s.tokens.column for s in segs])) if segs else Tokens()
+        self.vectors = np.vstack([s.vectors for s in segs]) if segs else np.zeros((0, 0), np.float32)
+        metas = [s.meta for s in segs]
+        self.meta = pa.concat_tables(metas) if segs and all(m is not None for m in metas) else None
+        self.bm25 = Bm25([s.postings for s in segs], self.live)
+        self._last_query = self._last_vector = None
 
     # -- persistence -------------------------------------------------------------------------
     @property
@@ -117,39 +140,35 @@ class HybridIndex:
         if not (self.folder / "index.json").exists() and not self.folder.exists():
             return
         try:
-            loaded = self._read()
+            self._read()
         except Exception as exc:  # noqa: BLE001 - parquet, numpy, joblib and json each fail their own way
             self.discarded = f"{type(exc).__name__}: {exc}"
-            return
-        if loaded is not None:
-            self.docs, self.tokens, self.vectors, self.embedder, self.fitted_on, self.bm25, self.meta = loaded
+            self.segments, self.live, self.embedder, self.embedder_file, self.fitted_on = [], None, None, None, 0
+            self._assemble()
 
-    def _read(self):
+    def _read(self) -> None:
         info = json.loads((self.folder / "index.json").read_text())
         if info.get("embedding") != self.embedding:
-            return None
+            return
         n = int(info["documents"])
-        docs = pd.read_parquet(self.folder / "docs.parquet")
-        tokens = Tokens(pq.read_table(self.folder / "tokens.parquet").column("tokens").combine_chunks())
-        vectors = np.load(self.folder / "vectors.npy", allow_pickle=False)
-        if list(docs.columns) != ["key", "hash"] or vectors.ndim != 2:
-            raise ValueError("unexpected columns or vector shape")
-        if not len(docs) == len(tokens) == len(vectors) == n:
-            raise ValueError(f"{len(docs)} documents, {len(tokens)} token lists, {len(vectors)} vectors; index.json says {n}")
-        embedder = None
+        self.segments = [Segment.read(self.folder / name) for name in info["segments"]]
+        positions = sum(len(s) for s in self.segments)
+        self.live = None
+        if info.get("dead"):
+            self.live = np.load(self.folder / "live.npy", allow_pickle=False)
+            if self.live.dtype != bool or len(self.live) != positions:
+                raise ValueError(f"{len(self.live)} live flags for {positions} positions")
+        self._assemble()
+        if self.size != n:
+            raise ValueError(f"{self.size} documents; index.json says {n}")
+        if len({v.shape[1] for s in self.segments for v in [s.vectors] if len(v)}) > 1:
+            raise ValueError("the segments' vectors differ in length")
         if fitted_backend(self.embedding) and n:
-            embedder = joblib.load(self.folder / "embedder.joblib")
-            if np.asarray(embedder.encode(["check"])).shape[-1] != vectors.shape[1]:
+            self.embedder = joblib.load(self.folder / "embedder.joblib")
+            self.embedder_file = self.folder / "embedder.joblib"
+            if np.asarray(self.embedder.encode(["check"])).shape[-1] != self.vectors.shape[1]:
                 raise ValueError("the fitted embedder does not match the vectors")
-        bm25 = self._load_bm25() if n else self._bm25([])
-        if n and bm25.scores["num_docs"] != n:
-            raise ValueError("the BM25 index does not cover every document")
-        meta = None
-        if (self.folder / "meta.arrow").exists():
-            meta = pa.ipc.open_file(pa.memory_map(str(self.folder / "meta.arrow"))).read_all()
-            if len(meta) != n:
-                raise ValueError(f"{len(meta)} rows of hit details for {n} documents")
-        return docs, tokens, vectors, embedder, info.get("fitted_on", 0), bm25, meta
+        self.fitted_on = info.get("fitted_on", 0)
 
     def _save(self) -> None:
         """Write a whole new generation, then make it the index in one step (see the module's doc)."""
@@ -160,26 +179,29 @@ class HybridIndex:
         prefix = f"{name}.gen-"
         with _locked(gens / f"{name}.lock"):
             gen = Path(tempfile.mkdtemp(prefix=prefix, dir=gens))
-            self.docs.to_parquet(gen / "docs.parquet", index=False)
-            _step("docs.parquet")
-            pq.write_table(pa.table({"tokens": self.tokens.column}), gen / "tokens.parquet")
-            _step("tokens.parquet")
-            if len(self.tokens):  # saved, not re-indexed on each open: that took seconds per 100,000 threads
-                self.bm25.save(gen / "bm25", show_progress=False)
-            _step("bm25")
-            np.save(gen / "vectors.npy", self.vectors)
-            _step("vectors.npy")
-            if self.meta is not None:
-                with pa.ipc.new_file(str(gen / "meta.arrow"), self.meta.schema) as writer:
-                    writer.write_table(self.meta)
-            _step("meta.arrow")
+            written = []
+            for seg in self.segments:
+                seg.write(gen / seg.name, _step)
+            if self.live is not None:
+                np.save(gen / "live.npy", self.live)
+            _step("live.npy")
             if self.embedder is not None and fitted_backend(self.embedding):
-                joblib.dump(self.embedder, gen / "embedder.joblib")
+                if self.embedder_file is not None and self.embedder_file.exists():
+                    link_file(self.embedder_file, gen / "embedder.joblib")  # not refitted: 1.4 s of pickling saved
+                else:
+                    joblib.dump(self.embedder, gen / "embedder.joblib")
             _step("embedder.joblib")
-            info = {"embedding": self.embedding, "documents": len(self.docs), "fitted_on": self.fitted_on}
+            info = {
+                "embedding": self.embedding,
+                "documents": self.size,
+                "fitted_on": self.fitted_on,
+                "segments": [s.name for s in self.segments],
+                "dead": len(self.docs) - self.size,
+            }
             (gen / "index.json").write_text(json.dumps(info))
             _step("index.json")
-            for f in [*gen.iterdir(), *(gen / "bm25").glob("*")]:
+            written = [p for p in gen.rglob("*") if p.is_file()]
+            for f in [*written, *(p for p in gen.rglob("*") if p.is_dir())]:
                 _fsync(f)
             _fsync(gen)
             link = gens / f"{gen.name}.link"  # its target is read from the index folder, where it goes
@@ -189,6 +211,10 @@ class HybridIndex:
             os.replace(link, self.folder)
             _fsync(parent)
             _step("swap")
+            for seg in self.segments:  # read from the index's path: the same files, whichever generation is there
+                seg.folder = self.folder / seg.name
+            if self.embedder is not None and fitted_backend(self.embedding):
+                self.embedder_file = self.folder / "embedder.joblib"
             # Generations of earlier saves, and any that a killed save left half-written.
             for p in gens.iterdir():
                 if p.name.startswith(prefix) and p != gen:
@@ -206,37 +232,18 @@ class HybridIndex:
         except (OSError, ValueError):
             return None
         # Only for the generation it was written for: a save since then (another process) voids it.
-        return info.get("state") if info.get("documents") == len(self.docs) and info.get("target") == self._target() else None
+        return info.get("state") if info.get("documents") == self.size and info.get("target") == self._target() else None
 
     def write_state(self, state: str) -> None:
         self.generations.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_name(self.state_file.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"state": state, "documents": len(self.docs), "target": self._target()}))
+        tmp.write_text(json.dumps({"state": state, "documents": self.size, "target": self._target()}))
         os.replace(tmp, self.state_file)
 
     def _target(self) -> str | None:
         return os.readlink(self.folder) if self.folder.is_symlink() else None
 
     # -- building ----------------------------------------------------------------------------
-    def _index_bm25(self, lists: list[list[str]]) -> None:
-        self.bm25 = self._bm25(lists)
-
-    def _load_bm25(self):
-        import bm25s
-
-        if not (self.folder / "bm25").is_dir():  # an index saved by an older version
-            return self._bm25(self.tokens.take(range(len(self.tokens))))
-        return bm25s.BM25.load(self.folder / "bm25", mmap=True, show_progress=False, verbosity=0)
-
-    @staticmethod
-    def _bm25(tokens: list[list[str]]):
-        import bm25s
-
-        bm25 = bm25s.BM25()
-        if tokens:
-            bm25.index(tokens, show_progress=False)
-        return bm25
-
     def _embedder(self):
         """The embedder of the index's vectors; a fitted one (LSA) only after ``update`` fitted or loaded it."""
         if self.embedder is None and not fitted_backend(self.embedding):
@@ -248,6 +255,7 @@ class HybridIndex:
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         if self.embedder is None and fitted_backend(self.embedding):
             self.embedder = get_embedder(self.embedding).fit(texts)
+            self.embedder_file = None
             self.fitted_on = len(texts)
         from devquarry.engine import encode
 
@@ -255,88 +263,125 @@ class HybridIndex:
         spec = None if fitted_backend(self.embedding) else self.embedding
         return np.asarray(encode(self.engine, self._embedder(), texts, progress, spec=spec), dtype=np.float32)
 
+    def _live_positions(self) -> np.ndarray:
+        return np.arange(len(self.docs)) if self.live is None else np.flatnonzero(self.live)
+
     def plan(self, docs: pd.DataFrame) -> dict:
         """What ``update(docs)`` would do: the documents it would embed (``to_embed``), add and remove."""
         docs = docs.drop_duplicates("key").reset_index(drop=True)
-        old = dict(zip(self.docs.key, self.docs.hash)) if len(self.docs) else {}
-        same = docs.key.map(old).eq(docs.hash)
-        removed = len(set(old) - set(docs.key))
+        held = self._live_positions()
+        at = pd.Series(held, index=self.docs.key.to_numpy()[held]) if len(held) else pd.Series(dtype=np.int64)
+        old = docs.key.map(at)
+        same = old.notna() & docs.hash.eq(docs.key.map(pd.Series(self.docs.hash.to_numpy()[held], index=at.index)))
+        if same.any() and self.meta is not None and all(c in docs for c in META):
+            # Details given with the texts (not folded into the hash): a new accepted answer is a change too.
+            stored = self.meta.take(pa.array(old[same].astype(np.int64))).to_pandas()
+            given = _meta(docs[same]).to_pandas()
+            differ = ~((stored == given) | (stored.isna() & given.isna())).all(axis=1).to_numpy()
+            same.loc[same[same].index[differ]] = False
+        gone = np.setdiff1d(held, old[same].to_numpy(np.int64), assume_unique=True)  # removed or replaced
+        removed = len(set(at.index) - set(docs.key))
         growth = len(docs) / max(self.fitted_on, 1) - 1
         refit = fitted_backend(self.embedding) and len(docs) > 0 and (self.embedder is None or growth > LSA_REFIT_GROWTH)
         fresh = docs[~same]
         return {
             "docs": docs,
             "same": same,
+            "kept": old[same].to_numpy(np.int64),
+            "gone": gone,
             "fresh": fresh,
             "removed": removed,
             "refit": refit,
             "to_embed": len(docs) if refit else len(fresh),
         }
 
-    def update(self, docs: pd.DataFrame, progress: Callable[[int], None] | None = None) -> dict:
-        """Bring the index in line with ``docs`` (key, hash, text); return what changed.
-        ``progress`` is called with the number of documents embedded since its last call."""
+    def update(
+        self,
+        docs: pd.DataFrame,
+        progress: Callable[[int], None] | None = None,
+        texts: Callable[[list[str]], pd.DataFrame] | None = None,
+    ) -> dict:
+        """Bring the index in line with ``docs`` (key, hash and text, or key and hash with ``texts``:
+        keys -> a frame of key, text and optionally title, url and answer, read only for the
+        documents to embed); return what changed. ``progress`` is called with the number of
+        documents embedded since its last call."""
         plan = self.plan(docs)
-        docs, fresh, removed, refit = plan["docs"], plan["fresh"], plan["removed"], plan["refit"]
-        if fresh.empty and not removed and not refit and len(self.docs):
-            if all(c in docs for c in META):  # a new accepted answer or url changes no text: only the details
-                meta = _meta(docs.set_index("key").loc[self.docs.key].reset_index())
-                if self.meta is None or not meta.equals(self.meta):
-                    self.meta = meta
-                    self._save()
-            return {"documents": len(self.docs), "added": 0, "removed": 0, "refit": False}
+        docs, fresh, removed, refit, kept = plan["docs"], plan["fresh"], plan["removed"], plan["refit"], plan["kept"]
+        unchanged = {"documents": self.size, "added": 0, "removed": 0, "refit": False}
+        if fresh.empty and not len(plan["gone"]) and not refit and self.size:
+            return unchanged
         if docs.empty:  # nothing to index: no embedder is made or fitted (LSA cannot fit on nothing)
-            self.docs, self.tokens, self.meta = pd.DataFrame(columns=["key", "hash"]), Tokens(), None
-            self.vectors = np.zeros((0, 0), dtype=np.float32)
-            self._index_bm25([])
+            self.segments, self.live, self.embedder, self.embedder_file = [], None, None, None
+            self._assemble()
             self._save()
             return {"documents": 0, "added": 0, "removed": removed, "refit": False}
-        keep = docs[plan["same"]]
-        position = {k: i for i, k in enumerate(self.docs.key)} if len(self.docs) else {}
-        kept_tokens = self.tokens.take([position[k] for k in keep.key])
-        new_tokens = tokenize(fresh.text.tolist()) if len(fresh) else []
+        if texts is None:
+            given = docs.set_index("key")
+            texts = lambda keys: given.loc[keys].reset_index()  # noqa: E731
+        dead = (len(self.docs) - self.size) + len(plan["gone"])
+        after = len(self.docs) + len(fresh)
+        later = after - (len(self.segments[0]) if self.segments else 0)
+        merge = refit or not self.segments or dead + later > MERGE_SHARE * after or len(self.segments) >= MAX_SEGMENTS
+        wanted = docs.key.tolist() if refit else fresh.key.tolist()
+        frame = _text_frame(texts(wanted), wanted)
         if refit:
             self.embedder = None
-            vectors = self._encode(docs.text.tolist(), progress)
-            order = pd.concat([keep, fresh], ignore_index=True)
-            vectors = vectors[pd.Index(docs.key).get_indexer(order.key)]
+            vectors = self._encode(frame.text.tolist(), progress)
+            by_key = pd.Index(wanted)
+            kept_vectors = vectors[by_key.get_indexer(self.docs.key.to_numpy()[kept])] if len(kept) else vectors[:0]
+            new_vectors = vectors[by_key.get_indexer(fresh.key)]
         else:
-            kept_vectors = (
-                self.vectors[[position[k] for k in keep.key]]
-                if len(keep)
-                else np.zeros((0, self.vectors.shape[1] if self.vectors.size else 0), np.float32)
+            kept_vectors = self.vectors[kept] if len(kept) else None
+            new_vectors = self._encode(frame.text.tolist(), progress) if len(fresh) else None
+        new_frame = frame.set_index("key").loc[fresh.key].reset_index() if refit else frame
+        new_tokens = pa.array([list(t) for t in tokenize(new_frame.text.tolist())], pa.list_(pa.string()))
+        new_meta = _meta(new_frame) if all(c in new_frame for c in META) else None
+        new_docs = fresh[["key", "hash"]].reset_index(drop=True)
+        if merge:
+            meta = None
+            if (not len(kept) or self.meta is not None) and (fresh.empty or new_meta is not None):
+                parts = [self.meta.take(pa.array(kept, pa.int64()))] if len(kept) else []
+                meta = pa.concat_tables([*parts, *([new_meta] if len(fresh) else [])])
+            vectors = [v for v in (kept_vectors, new_vectors) if v is not None]
+            segment = Segment(
+                self._next_name(),
+                pd.concat([self.docs.iloc[kept], new_docs], ignore_index=True)[["key", "hash"]],
+                Tokens(pa.concat_arrays([self.tokens.column.take(pa.array(kept, pa.int64())), new_tokens])),
+                normalise(np.vstack(vectors)),
+                meta,
             )
-            new_vectors = self._encode(fresh.text.tolist(), progress) if len(fresh) else kept_vectors[:0]
-            vectors = np.vstack([kept_vectors, new_vectors]) if len(kept_vectors) else new_vectors
-            order = pd.concat([keep, fresh], ignore_index=True)
-        self.docs = order[["key", "hash"]].reset_index(drop=True)
-        self.meta = _meta(order) if all(c in order for c in META) else None
-        lists = kept_tokens + [list(t) for t in new_tokens]
-        self.tokens = Tokens.of(lists)
-        self.vectors = normalise(vectors).astype(np.float32)
-        self._last_query = None  # a refit embedder encodes the query anew
-        self._index_bm25(lists)
+            self.segments, self.live = [segment], None
+        else:
+            live = np.ones(len(self.docs), bool) if self.live is None else self.live.copy()
+            live[plan["gone"]] = False
+            if len(fresh):
+                self.segments = [
+                    *self.segments,
+                    Segment(self._next_name(), new_docs, Tokens(new_tokens), normalise(new_vectors), new_meta),
+                ]
+                live = np.concatenate([live, np.ones(len(fresh), bool)])
+            self.live = None if live.all() else live
+        self._assemble()
         self._save()
-        return {"documents": len(self.docs), "added": len(fresh), "removed": removed, "refit": refit}
+        return {"documents": self.size, "added": len(fresh), "removed": removed, "refit": refit, "merged": merge}
+
+    def _next_name(self) -> str:
+        last = max((int(s.name.split("-")[1]) for s in self.segments), default=0)
+        return f"seg-{last + 1:06d}"
 
     # -- searching ---------------------------------------------------------------------------
     def bm25_ranking(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``mask``: the documents that may be returned (booleans in index order); None for all."""
-        if not len(self.tokens):  # bm25s builds no vocabulary over no documents
-            return np.zeros(0, int), np.zeros(0)
-        vocab = self.bm25.vocab_dict
-        q = [t for t in tokenize([query])[0] if t in vocab]
+        q = [t for t in tokenize([query])[0] if t in self.bm25]
         if not q:
             return np.zeros(0, int), np.zeros(0)
-        weights = mask.astype(np.float32) if mask is not None else None
-        idx, scores = self.bm25.retrieve([q], k=min(k, len(self.docs)), show_progress=False, weight_mask=weights)
-        keep = scores[0] > 0
-        return idx[0][keep], scores[0][keep]
+        return self.bm25.top(q, k, self._mask(mask))
 
     def dense_ranking(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        if not len(self.docs):
+        if not self.size:
             return np.zeros(0, int), np.zeros(0)
         sims = self.vectors @ self._query_vector(query)
+        mask = self._mask(mask)
         candidates = np.flatnonzero(mask) if mask is not None else np.arange(len(sims))
         if len(candidates) > 4 * k:  # a full sort of a million scores costs more than the product itself
             vals = sims[candidates]
@@ -399,6 +444,12 @@ class HybridIndex:
         df["overlap"] = [len(q & set(self.tokens[i])) / len(q) if q else 0.0 for i in df.position]
         return df
 
+    def _mask(self, mask: np.ndarray | None) -> np.ndarray | None:
+        """``mask`` less the dead positions (None: every position may be returned)."""
+        if self.live is None:
+            return mask
+        return self.live if mask is None else mask & self.live
+
     def _keys(self) -> np.ndarray:
         """The documents' keys as an array, made once per set of documents (not per query)."""
         held = getattr(self, "keys_", None)
@@ -417,3 +468,12 @@ class HybridIndex:
         if self._last_query != query:  # one encoding per query, however many uses
             self._last_query, self._last_vector = query, np.asarray(self._embedder().encode([query]), dtype=np.float32)[0]
         return self._last_vector
+
+
+def _text_frame(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The texts of ``keys``, in their order (a key with no text is an error, not a silent gap)."""
+    frame = frame.drop_duplicates("key").set_index("key")
+    missing = pd.Index(keys).difference(frame.index)
+    if len(missing):
+        raise KeyError(f"no text for {len(missing)} documents to index, such as {missing[0]!r}")
+    return frame.loc[keys].reset_index()

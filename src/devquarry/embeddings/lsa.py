@@ -44,6 +44,7 @@ class LSAEmbedder(Embedder):
             except ValueError:  # nothing but stop words and single letters: their characters
                 tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
                 matrix = tfidf.fit_transform(texts)
+        tfidf.stop_words_ = None  # every word cut as rare or common: for introspection only, and most of the pickle
         k = min(self.dims, matrix.shape[1] - 1, len(texts) - 1)
         # Too few words or texts for an SVD of two dimensions: the TF-IDF vectors themselves.
         reduce = (
