@@ -179,7 +179,6 @@ class HybridIndex:
         prefix = f"{name}.gen-"
         with _locked(gens / f"{name}.lock"):
             gen = Path(tempfile.mkdtemp(prefix=prefix, dir=gens))
-            written = []
             for seg in self.segments:
                 seg.write(gen / seg.name, _step)
             if self.live is not None:
@@ -200,10 +199,8 @@ class HybridIndex:
             }
             (gen / "index.json").write_text(json.dumps(info))
             _step("index.json")
-            written = [p for p in gen.rglob("*") if p.is_file()]
-            for f in [*written, *(p for p in gen.rglob("*") if p.is_dir())]:
+            for f in [*gen.rglob("*"), gen]:  # linked files cost nothing: nothing of theirs is unwritten
                 _fsync(f)
-            _fsync(gen)
             link = gens / f"{gen.name}.link"  # its target is read from the index folder, where it goes
             os.symlink(Path("..", gens.name, gen.name), link)  # relative: both folders may move with the store
             if self.folder.is_dir() and not self.folder.is_symlink():  # an index saved in place by an older version
@@ -307,9 +304,8 @@ class HybridIndex:
         documents embedded since its last call."""
         plan = self.plan(docs)
         docs, fresh, removed, refit, kept = plan["docs"], plan["fresh"], plan["removed"], plan["refit"], plan["kept"]
-        unchanged = {"documents": self.size, "added": 0, "removed": 0, "refit": False}
         if fresh.empty and not len(plan["gone"]) and not refit and self.size:
-            return unchanged
+            return {"documents": self.size, "added": 0, "removed": 0, "refit": False}
         if docs.empty:  # nothing to index: no embedder is made or fitted (LSA cannot fit on nothing)
             self.segments, self.live, self.embedder, self.embedder_file = [], None, None, None
             self._assemble()

@@ -45,32 +45,13 @@ def _meta(frame: pd.DataFrame) -> pa.Table:
 
 class Tokens:
     """The documents' BM25 tokens as one Arrow list column: a reopened index of a million threads
-    converts to Python lists only the few rows a search reads (or all of them, for an update)."""
+    converts to Python lists only the few rows a search reads."""
 
     def __init__(self, column: pa.Array | None = None) -> None:
         self.column = column if column is not None else pa.array([], type=pa.list_(pa.string()))
-
-    @classmethod
-    def of(cls, lists: list[list[str]]) -> Tokens:
-        return cls(pa.array(lists, type=pa.list_(pa.string())))
 
     def __len__(self) -> int:
         return len(self.column)
 
     def __getitem__(self, i: int) -> list[str]:
         return self.column[int(i)].as_py()
-
-    def take(self, positions) -> list[list[str]]:
-        """The token lists at ``positions``; each distinct token is one string object shared by all
-        its occurrences (``to_pylist`` made one per occurrence: 3 GB more for an update at a million)."""
-        if not len(positions):
-            return []
-        import numpy as np
-        import pyarrow.compute as pc
-
-        part = self.column.take(pa.array(positions, type=pa.int64()))
-        encoded = pc.dictionary_encode(part.flatten())
-        words = np.array(encoded.dictionary.to_pylist(), dtype=object)
-        tokens = words[encoded.indices.to_numpy(zero_copy_only=False)]
-        ends = np.cumsum(pc.list_value_length(part).fill_null(0).to_numpy(zero_copy_only=False))
-        return [tokens[a:b].tolist() for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
