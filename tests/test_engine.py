@@ -204,3 +204,109 @@ def test_an_embedder_ships_without_its_loaded_model():
     e.encode(["a loaded model"])
     copy = pickle.loads(pickle.dumps(e))
     assert e._model is not None and copy._model is None and copy.model_id == e.model_id
+
+
+def _stored(db: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    with Store(db, read_only=True) as s:
+        threads = s.con.execute("SELECT * EXCLUDE (run_id) FROM thread ORDER BY source, source_id").df()
+        replies = s.con.execute("SELECT * EXCLUDE (run_id) FROM reply ORDER BY source, reply_id").df()
+    return threads, replies
+
+
+def test_ingest_on_ray_converts_html_there_and_stores_what_a_local_ingest_stores(cluster, tmp_path, monkeypatch):
+    """A Stack Exchange dump (posts, then links), the forum's topics with their posts, and a table
+    with an HTML column, each ingested locally and on Ray: the same rows, byte for byte. Small
+    batches make the dump cross a batch and a file boundary; a bad row in the second file is still
+    named by that file."""
+    import devquarry.ingest_html as ingest_html
+    from devquarry import ingest_discourse, ingest_stackexchange, ingest_table
+
+    shared = _shared_or_skip()
+    monkeypatch.setattr(ingest_html, "HTML_ROWS", 1000)
+    rows = pd.read_xml(shared / "stackexchange-dump-cstheory-meta" / "Posts.xml", parser="etree").head(80)
+    table = tmp_path / "posts.csv"
+    rows.rename(columns={"Id": "source_id", "Title": "title", "Body": "body_html", "CreationDate": "created_at"})[
+        ["source_id", "title", "body_html", "created_at"]
+    ].to_csv(table, index=False)
+    stored = []
+    for engine in ("local", "ray"):
+        db = tmp_path / f"{engine}.duckdb"
+        with Store(db) as s:
+            dump = ingest_stackexchange(s, shared / "stackexchange-dump-cstheory-meta", engine=engine)
+            ingest_discourse(s, [shared / "discourse-openai-forum" / "topics_with_posts.json"], engine=engine)
+            ingest_table(s, [table], source="cstheory-table", engine=engine)
+        stored.append(_stored(db))
+    (t_local, r_local), (t_ray, r_ray) = stored
+    assert dump.set_index("table").loc["thread", "new"] > 300 and len(r_local) > 1000
+    assert t_ray.equals(t_local) and r_ray.equals(r_local)
+    assert not t_local.body_text.str.contains("\x00").any() and t_local.code.str.len().gt(0).any()
+    assert (t_local.source == "cstheory-table").sum() == len(rows)
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "Posts.xml").write_bytes((shared / "stackexchange-dump-cstheory-meta" / "Posts.xml").read_bytes())
+    links = (shared / "stackexchange-dump-cstheory-meta" / "PostLinks.xml").read_text().replace('PostId="', 'PostId="" Was="', 1)
+    (bad / "PostLinks.xml").write_text(links)
+    with Store(tmp_path / "bad.duckdb") as s, pytest.raises(InputError) as err:
+        ingest_stackexchange(s, bad, engine="ray")
+    assert "PostLinks.xml" in str(err.value) and "PostId" in str(err.value)
+    with Store(tmp_path / "bad.duckdb", read_only=True) as s:
+        assert s.con.execute("SELECT count(*) FROM thread").fetchone() == (0,)  # nothing half-written
+
+
+def test_llm_coder_calls_from_ray_workers_code_as_the_local_loop_and_keep_whole_chunks(cluster, tmp_path, monkeypatch):
+    """Three samples a thread, some answers invalid (a correction asked, once), on Ray workers:
+    the codes, scores and counts of the local loop. A re-run asks nothing; an endpoint that dies
+    mid-run leaves the chunks answered before it in the store, and a re-run asks only for the rest."""
+    from llm_chat_server import LLMChatServer, keyword_answer
+
+    import devquarry.coders.llm_engine as llm_engine
+    from devquarry import ingest_table
+    from devquarry.codebooks import load_codebook
+    from devquarry.coders.llm import LLMSettings, llm_code
+    from devquarry.http_policy import RetryPolicy
+    from devquarry.labeling import import_labels_from_threads, labels_frame
+
+    monkeypatch.setattr(llm_engine, "CHUNK_PROMPTS", 5)
+    fast = RetryPolicy(timeout=5.0, retries=2, backoff=0.01, max_wait=5.0)
+    csv = tmp_path / "so.csv"
+    pd.read_csv(_shared_or_skip() / "stackoverflow-openai-api" / "questions_labelled.csv.gz", nrows=12).to_csv(csv, index=False)
+    cb = load_codebook("chen2025-so-api")
+    with Store(tmp_path / "so.duckdb") as store:
+        ingest_table(store, [csv], source="stackoverflow", mapping=SO_MAP)
+        import_labels_from_threads(store, cb.id, "stackoverflow", "study")
+        threads = store.threads().sort_values("source_id").reset_index(drop=True)
+        labels = labels_frame(store, cb.id, 0)
+        examples = threads.merge(labels[labels.primary.notna()][["source", "source_id", "primary", "codes"]])
+        odd = set(threads.title[::3])
+
+        def script(p):  # every third thread's first sample answers nonsense, then its correction a code
+            if p.title in odd and p.nth == 0 and p.correction is None:
+                return "I think it is about the API."
+            return keyword_answer(p)
+
+        with LLMChatServer(script) as server:
+            runs = {}
+            for model, engine in (("fake-local", "local"), ("fake-ray", "ray")):
+                settings = LLMSettings(base_url=server.base, model=model, key="sk-test-1234", samples=3)
+                runs[engine] = llm_code(store, cb, threads, examples, settings, policy=fast, engine=engine)
+            local, remote = runs["local"], runs["ray"]
+            pd.testing.assert_frame_equal(remote, local)
+            counts = ("calls", "cached", "rejected", "unclassified", "prompt_tokens")
+            assert [remote.attrs[k] for k in counts] == [local.attrs[k] for k in counts]
+            assert local.attrs["rejected"] == len(odd) and local.attrs["calls"] == 3 * 12 + len(odd)
+            asked = len(server.requests)
+            again = llm_code(store, cb, threads, examples, settings, policy=fast, engine="ray")
+            assert len(server.requests) == asked and again.attrs["calls"] == 0
+            pd.testing.assert_frame_equal(again, local)
+
+        with LLMChatServer(fail_after=7) as server:
+            settings = LLMSettings(base_url=server.base, model="fake-dies", samples=1)
+            with pytest.raises(InputError) as err:
+                llm_code(store, cb, threads, examples, settings, policy=fast, engine="ray")
+            assert "HTTP 503" in str(err.value) and "answers received so far are kept" in str(err.value)
+            kept = store.con.execute("SELECT count(*) FROM llm_answer WHERE model = 'fake-dies'").fetchone()[0]
+            assert kept == 7  # the first chunk (5), and the 2 of the second answered before the failure
+            server.fail_after = None
+            resumed = llm_code(store, cb, threads, examples, settings, policy=fast, engine="ray")
+            assert (resumed.attrs["cached"], resumed.attrs["calls"]) == (7, 5) and resumed.source_id.nunique() == 12

@@ -265,7 +265,7 @@ def classify(
         codes, scores = zs.predict_with_scores(texts)
         out = pd.DataFrame({"source": threads.source, "source_id": threads.source_id, "code": codes, "score": scores})
     elif method == "llm":
-        out, info = _llm(store, cb, threads, every, raters, train_sources, level, llm, max_threads, progress, notify)
+        out, info = _llm(store, cb, threads, every, raters, train_sources, level, llm, max_threads, progress, notify, engine)
     else:
         level = 0 if level is None else level
         labels = _labels_with_text(store, cb, every, raters, train_sources, level)
@@ -399,7 +399,7 @@ def _announce_embedding(store: Store, coder: str, labels: pd.DataFrame, threads:
         )
 
 
-def _llm(store, cb, threads, every, raters, train_sources, level, settings, max_threads, progress, notify):
+def _llm(store, cb, threads, every, raters, train_sources, level, settings, max_threads, progress, notify, engine=None):
     from devquarry.coders.llm import LLMSettings, estimate, llm_code
 
     settings = settings or LLMSettings.from_env()
@@ -418,7 +418,7 @@ def _llm(store, cb, threads, every, raters, train_sources, level, settings, max_
             f"({cost['cached']:,} answers cached), about {cost['prompt_tokens']:,} prompt and "
             f"{cost['answer_tokens']:,} answer tokens"
         )
-    out = llm_code(store, cb, threads, examples, settings, level=level, max_threads=max_threads, progress=progress)
+    out = llm_code(store, cb, threads, examples, settings, level=level, max_threads=max_threads, progress=progress, engine=engine)
     info = {"model": settings.model, "samples": settings.samples, "examples": settings.examples, "max_threads": max_threads}
     if examples is not None:
         info["trained_raters"] = sorted(set(examples.rater))

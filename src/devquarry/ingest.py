@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from devquarry.errors import InputError
+from devquarry.ingest_html import feed
 from devquarry.model import Link, Reply, Thread
 from devquarry.sources import DiscourseSource, GitHubSource, Source, StackExchangeDump, TableSource, TranscriptSource
 from devquarry.sources.limits import INT32_MAX, INT64_MAX, MAX_FIELD_ENV, field_too_big, max_field_bytes, too_big
@@ -213,20 +214,25 @@ def ingest(
     batch_size: int = BATCH_SIZE,
     run_id: int | None = None,
     also: Callable | None = None,
+    engine=None,
 ) -> pd.DataFrame:
     """Ingest one source into the store; return counts per table (new, updated, unchanged, skipped).
 
     ``run_id``: add to a run recorded earlier (a crawl's batches) instead of recording a new one;
-    ``also(con)`` runs inside the same transaction (a crawler's checkpoint)."""
+    ``also(con)`` runs inside the same transaction (a crawler's checkpoint); ``engine``
+    (``devquarry.engine``; default local): where HTML bodies become text (``ingest_html``)."""
     started = datetime.now(UTC)
+    if engine is not None:
+        from devquarry.engine import get_engine
+
+        engine = get_engine(engine)  # an unknown engine or a missing extra stops here, before any work
     if progress is not None:
         source.progress = progress
     with store.transaction() as con:
         existing = run_id
         run_id = run_id or store.next_run_id()
         stager = _Stager(con, run_id, batch_size, source)
-        for rec in source.records():
-            stager.add(rec)
+        feed(source, stager.add, engine)
         stager.flush()
         counts = _merge(con, run_id, source)
         for name in ("thread", "reply", "link"):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import ftfy
 from ftfy.badness import BADNESS_RE, is_bad
@@ -179,10 +182,35 @@ def _looks_bad(text: str) -> bool:
     return hi >= 0 and BADNESS_RE.search(text, lo, hi) is not None
 
 
+# The body_text and code of a record whose HTML an engine converts later (``html_deferred``).
+PENDING = "\x00devquarry: HTML not converted yet\x00"
+_DEFERRED: ContextVar[bool] = ContextVar("devquarry_html_deferred", default=False)
+
+
+@contextmanager
+def html_deferred() -> Iterator[None]:
+    """Within it ``html_to_text`` converts nothing and returns ``(PENDING, PENDING)`` for a body that
+    has any HTML: an ingest on another engine converts the records' ``body_html`` there, in
+    batches. Only sources whose records keep that HTML as ``body_html`` may be read within it."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
+def html_texts(html: list[str | None]) -> tuple[list[str], list[str]]:
+    """``html_to_text`` of each body: (prose, code) as two lists."""
+    pairs = [html_to_text(h) for h in html]
+    return [p for p, _ in pairs], [c for _, c in pairs]
+
+
 def html_to_text(html: str | None) -> tuple[str, str]:
     """Return (prose, code) from an HTML body; ``<pre>`` blocks go to code."""
     if not html or not html.strip():
         return "", ""
+    if _DEFERRED.get():
+        return PENDING, PENDING
     try:
         # Plain etree elements: lxml.html's element classes cost a lookup per node.
         root = etree.fromstring(html, _PARSER)

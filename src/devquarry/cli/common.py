@@ -92,7 +92,9 @@ Files = Annotated[list[Path], typer.Argument(help="Input files.", show_default=F
 EngineOpt = Annotated[
     str,
     typer.Option(
-        "--engine", help="Where embedding and coding run: local (this process) or ray (a Ray cluster; the [ray] extra)."
+        "--engine",
+        help="Where the heavy per-thread work (HTML to text, embedding, coding) runs: local (this process) or ray "
+        "(a Ray cluster; the [ray] extra).",
     ),
 ]
 RayAddressOpt = Annotated[

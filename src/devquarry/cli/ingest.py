@@ -10,24 +10,27 @@ import typer
 from devquarry.cli.common import (
     CsvOpt,
     DbOpt,
+    EngineOpt,
     Files,
     JsonOpt,
+    RayAddressOpt,
     TableOpt,
     _byte_progress,
     _store,
     emit,
+    engine_of,
     ingest_app,
     output_format,
     say,
 )
 
 
-def _run_ingest(db: Path | None, source, label: str, as_json: bool, as_csv: bool, as_table: bool) -> None:
+def _run_ingest(db: Path | None, source, label: str, as_json: bool, as_csv: bool, as_table: bool, engine=None) -> None:
     from devquarry.ingest import ingest
 
     output_format(as_json, as_csv, as_table)
     with _store(db, create=True) as store, _byte_progress(source.total_bytes, label) as advance:
-        counts = ingest(store, source, progress=advance)
+        counts = ingest(store, source, progress=advance, engine=engine)
     emit(
         counts,
         as_json=as_json,
@@ -54,12 +57,15 @@ def ingest_stackexchange(
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     as_table: TableOpt = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Stream a Stack Exchange data dump into the store."""
     from devquarry.sources import StackExchangeDump
 
     tag_list = [t for t in (tags or "").split(",") if t.strip()]
-    _run_ingest(db, StackExchangeDump(path, tags=tag_list, site=site), "Posts", as_json, as_csv, as_table)
+    runner = engine_of(engine, ray_address)
+    _run_ingest(db, StackExchangeDump(path, tags=tag_list, site=site), "Posts", as_json, as_csv, as_table, runner)
 
 
 @ingest_app.command("discourse")
@@ -72,11 +78,14 @@ def ingest_discourse(
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     as_table: TableOpt = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Import Discourse topic JSON (/t/{id}.json or crawls with posts) and topic lists (/latest.json)."""
     from devquarry.sources import DiscourseSource
 
-    _run_ingest(db, DiscourseSource(files, host=host), "Discourse", as_json, as_csv, as_table)
+    runner = engine_of(engine, ray_address)
+    _run_ingest(db, DiscourseSource(files, host=host), "Discourse", as_json, as_csv, as_table, runner)
 
 
 @ingest_app.command("github")
@@ -112,6 +121,8 @@ def ingest_table(
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     as_table: TableOpt = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Import CSV, TSV, JSONL or XLSX rows as threads.
 
@@ -121,8 +132,9 @@ def ingest_table(
     (or accepted_at) column its threads' resolution stays unknown."""
     from devquarry.sources import TableSource
 
+    runner = engine_of(engine, ray_address)
     table = TableSource(files, source=source, mapping=map_, encoding=encoding, require_dates=not map_)
-    _run_ingest(db, table, "Table", as_json, as_csv, as_table)
+    _run_ingest(db, table, "Table", as_json, as_csv, as_table, runner)
     for path, mapping in table.mappings.items():
         used = ",".join(f"{field}={column}" for field, column in mapping.items())
         # On stderr, so that --json output stays JSON; column names are the file's, printed literally.

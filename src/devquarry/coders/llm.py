@@ -241,11 +241,15 @@ def llm_code(
     max_threads: int | None = None,
     progress=None,
     policy=None,
+    engine=None,
 ) -> pd.DataFrame:
     """Code ``threads`` (at most ``max_threads`` of them, in the order given) with the chat model:
     one row per (thread, code) with its score (share of the samples' votes) and rank (0: the primary
     code). ``attrs`` count the calls made, the answers taken from the store, the answers rejected,
-    the threads left unclassified and skipped, and the prompt tokens sent (estimated)."""
+    the threads left unclassified and skipped, and the prompt tokens sent (estimated). ``engine``
+    (``devquarry.engine``; default local): whose workers make the calls (``coders.llm_engine``)."""
+    from devquarry.engine import get_engine, is_local
+
     settings = _resolved(settings)
     if max_threads is not None and (not isinstance(max_threads, int) or max_threads < 0):
         raise InputError(None, f"must be a whole number of at least 0, got {max_threads!r}", field="max-threads")
@@ -256,7 +260,11 @@ def llm_code(
     out: list[tuple] = []
     with httpx.Client() as client:  # one connection pool for the run: no TLS setup per call
         run = _Run(store, codebook, plan, settings, policy, client)
-        if settings.workers == 1:
+        if not is_local(engine):
+            from devquarry.coders.llm_engine import code_on_engine
+
+            out = code_on_engine(run, rows, get_engine(engine), progress)
+        elif settings.workers == 1:
             for i, (row, messages) in enumerate(rows):
                 out += run.code(row, messages)
                 if progress is not None:
@@ -293,9 +301,41 @@ class _Run:
         self.n = {"calls": 0, "cached": 0, "rejected": 0, "unclassified": 0, "prompt_tokens": 0}
         self.lock = threading.Lock()  # one DuckDB connection and one cache for every worker
 
+    unclassified = UNCLASSIFIED
+
+    def hash(self, messages: list[dict]) -> str:
+        return request_hash(messages, self.t, self.settings.answer_tokens)
+
+    def vote(self, answers: list) -> list[tuple]:
+        return vote(answers, self.settings.samples, self.codebook.multi_label, self.order)
+
+    def failed(self, message: str) -> InputError:
+        """The error for a call that failed: the key redacted, and what was kept said."""
+        kept = f"; the {self.n['calls']} answers received so far are kept in the store and a re-run asks only for the rest"
+        return InputError(None, _redact(message, self.settings.key) + (kept if self.store is not None else ""))
+
+    def keep(self, received: list[tuple[str, int, str, list[dict]]]) -> None:
+        """Count, cache and store answers (request hash, sample, text, messages) in one transaction:
+        a killed run keeps what it paid for."""
+        if not received:
+            return
+        key, now = self.settings.key, datetime.now(UTC)
+        rows = [(h, sample, _redact(text, key), messages) for h, sample, text, messages in received]
+        with self.lock:
+            for h, sample, text, messages in rows:
+                self.n["calls"] += 1
+                self.n["prompt_tokens"] += sum(count_tokens(m["content"]) for m in messages)
+                self.cache[(h, sample)] = text
+            if self.store is not None:
+                with self.store.transaction() as con:
+                    con.executemany(
+                        "INSERT OR REPLACE INTO llm_answer VALUES (?, ?, ?, ?, ?)",
+                        [[self.settings.model, h, sample, text, now] for h, sample, text, _ in rows],
+                    )
+
     def ask(self, messages: list[dict], sample: int) -> str:
         s = self.settings
-        h = request_hash(messages, self.t, s.answer_tokens)
+        h = self.hash(messages)
         with self.lock:
             if (h, sample) in self.cache:
                 self.n["cached"] += 1
@@ -313,19 +353,9 @@ class _Run:
                 client=self.client,
             )
         except InputError as exc:
-            kept = f"; the {self.n['calls']} answers received so far are kept in the store and a re-run asks only for the rest"
-            raise InputError(exc.path, _redact(exc.message, s.key) + (kept if self.store is not None else "")) from None
-        text = _redact(text, s.key)
-        with self.lock:
-            self.n["calls"] += 1
-            self.n["prompt_tokens"] += sum(count_tokens(m["content"]) for m in messages)
-            self.cache[(h, sample)] = text
-            if self.store is not None:
-                with self.store.transaction() as con:  # one answer, one transaction: a killed run keeps what it paid for
-                    con.execute(
-                        "INSERT OR REPLACE INTO llm_answer VALUES (?, ?, ?, ?, ?)", [s.model, h, sample, text, datetime.now(UTC)]
-                    )
-        return text
+            raise self.failed(exc.message) from None
+        self.keep([(h, sample, text, messages)])
+        return self.cache[(h, sample)]
 
     def code(self, row, messages: list[dict]) -> list[tuple]:
         """One thread's rows: each sample asked (and corrected once when invalid), then the vote."""
@@ -348,7 +378,7 @@ class _Run:
             except Invalid:
                 rejected += 1
                 answers.append(None)
-        rows = vote(answers, self.settings.samples, multi, self.order)
+        rows = self.vote(answers)
         with self.lock:
             self.n["rejected"] += rejected
             self.n["unclassified"] += rows[0][0] == UNCLASSIFIED

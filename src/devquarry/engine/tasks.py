@@ -132,3 +132,20 @@ def predict_proba(engine: Engine | str | None, model, X, progress: Callable[[int
         shipped.embed = None
     out = engine.map_batches(frame, Predict, args=(shipped, n_features), progress=progress)
     return _matrix(out, np.float64)
+
+
+def _html_batch(batch: pd.DataFrame) -> pd.DataFrame:
+    from devquarry.text import html_texts
+
+    text, code = html_texts(batch.html.tolist())
+    return pd.DataFrame({"text": text, "code": code})
+
+
+def html_to_texts(engine: Engine | str | None, html: list[str], progress: Callable[[int], None] | None = None):
+    """``html_to_text`` of each body through ``engine``: (prose, code) as two lists, in input order."""
+    from devquarry.text import html_texts
+
+    if is_local(engine) or not html:
+        return html_texts(html)
+    out = get_engine(engine).map_batches(pd.DataFrame({"html": html}), _html_batch, progress=progress)
+    return out.text.tolist(), out.code.tolist()
