@@ -131,23 +131,39 @@ def open_index(
     folder = index_folder(store, embedding)
     key = (str(Path(store.path).resolve()), embedding)
     held = _OPEN.get(key)
-    # Another process's save since (a new generation behind the link) is read, not the one held here.
-    if held and held[0] == state and held[1].folder == folder and held[1].target_ == held[1]._target():
+    if _current(held, state, folder):
         return held[1], {"documents": held[1].size, "added": 0, "removed": 0, "refit": False}
-    index = HybridIndex(folder, embedding, engine)
+    read = _READ.pop(key, None)
+    if _current(read, state, folder):  # read by index_backlog for this ask: not read again
+        index, keys = read[1], read[2]
+        index.engine = engine
+    else:
+        index, keys = HybridIndex(folder, embedding, engine), None
     if index.size and index.read_state() == state:
         changes = {"documents": index.size, "added": 0, "removed": 0, "refit": False}
     else:
-        changes = index.update(doc_keys(store), progress=progress, texts=lambda keys: doc_texts(store, keys))
+        keys = doc_keys(store) if keys is None else keys
+        changes = index.update(keys, progress=progress, texts=lambda keys: doc_texts(store, keys))
         index.write_state(state)
     index.target_ = index._target()
     _OPEN[key] = (state, index)
     return index, changes
 
 
+# Indexes index_backlog read, with the store's state and the keys it read: the open_index that
+# follows takes them instead of reading the index (seconds at a million threads) and the keys again.
+_READ: dict[tuple[str, str], tuple[str, HybridIndex, pd.DataFrame | None]] = {}
+
+
+def _current(held, state: str, folder: Path) -> bool:
+    # Another process's save since (a new generation behind the link) is read, not the one held here.
+    return bool(held) and held[0] == state and held[1].folder == folder and held[1].target_ == held[1]._target()
+
+
 def forget_indexes() -> None:
     """Drop the indexes this process holds open: the next ``open_index`` reads them from disk."""
     _OPEN.clear()
+    _READ.clear()
 
 
 def index_backlog(store: Store, embedding: str | None = None) -> int:
@@ -156,7 +172,20 @@ def index_backlog(store: Store, embedding: str | None = None) -> int:
     embedding = embedding or default_embedding()
     if not fitted_backend(embedding):
         named_embedder(embedding)
-    return HybridIndex(index_folder(store, embedding), embedding).plan(doc_keys(store))["to_embed"]
+    state = store_state(store)
+    folder = index_folder(store, embedding)
+    key = (str(Path(store.path).resolve()), embedding)
+    held = _OPEN.get(key)
+    if _current(held, state, folder):
+        return 0
+    index = HybridIndex(folder, embedding)
+    index.target_ = index._target()
+    if index.size and index.read_state() == state:
+        _READ[key] = (state, index, None)
+        return 0
+    keys = doc_keys(store)
+    _READ[key] = (state, index, keys)
+    return index.plan(keys)["to_embed"]
 
 
 def _source_keys(store: Store, sources: list[str] | None) -> set[str] | None:
