@@ -191,6 +191,21 @@ def _redact(text: str, key: str | None) -> str:
 # ---------------------------------------------------------------------------------------- public
 
 
+def ask_endpoint(settings: LLMSettings, messages: list[dict], policy, client) -> str:
+    """One answer from the settings' endpoint (here, or on an engine's worker)."""
+    return chat(
+        messages,
+        base_url=settings.base_url,
+        model=settings.model,
+        key=settings.key,
+        max_tokens=settings.answer_tokens,
+        timeout=settings.timeout,
+        policy=policy,
+        temperature=settings.sample_temperature,
+        client=client,
+    )
+
+
 def _resolved(settings: LLMSettings) -> LLMSettings:
     return LLMSettings.from_env(**dataclasses.asdict(settings))
 
@@ -341,17 +356,7 @@ class _Run:
                 self.n["cached"] += 1
                 return self.cache[(h, sample)]
         try:
-            text = chat(
-                messages,
-                base_url=s.base_url,
-                model=s.model,
-                key=s.key,
-                max_tokens=s.answer_tokens,
-                timeout=s.timeout,
-                policy=self.policy,
-                temperature=self.t,
-                client=self.client,
-            )
+            text = ask_endpoint(s, messages, self.policy, self.client)
         except InputError as exc:
             raise self.failed(exc.message) from None
         self.keep([(h, sample, text, messages)])

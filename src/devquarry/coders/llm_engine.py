@@ -36,7 +36,7 @@ class Chat:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         import httpx
 
-        from devquarry.ask.draft import chat
+        from devquarry.coders.llm import ask_endpoint
 
         s = self.settings
         if self.client is None:
@@ -46,19 +46,7 @@ class Chat:
             got, error = [], SKIPPED if failed else ""
             for _ in [] if failed else json.loads(samples):
                 try:
-                    got.append(
-                        chat(
-                            json.loads(messages),
-                            base_url=s.base_url,
-                            model=s.model,
-                            key=s.key,
-                            max_tokens=s.answer_tokens,
-                            timeout=s.timeout,
-                            policy=self.policy,
-                            temperature=s.sample_temperature,
-                            client=self.client,
-                        )
-                    )
+                    got.append(ask_endpoint(s, json.loads(messages), self.policy, self.client))
                 except InputError as exc:
                     error, failed = exc.message, True
                     break
