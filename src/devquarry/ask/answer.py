@@ -77,11 +77,16 @@ def doc_texts(store: Store, keys: list[str]) -> pd.DataFrame:
     """key, text (title and question), title, url and answer (the accepted answer's start) of ``keys``."""
     if not keys:
         return pd.DataFrame(columns=["key", "text", "title", "url", "answer"])
+    # The accepted answers of these threads only: over all of them, at a million threads, 1.5 s an update.
     df = _by_keys(
         store,
-        f"""WITH ans AS ({_ANSWERS})
+        f"""WITH h AS (SELECT * FROM hits_),
+                 ans AS (SELECT r.source, r.thread_id AS source_id,
+                                arg_min(left(coalesce(r.body_text, ''), {EXCERPT_CHARS}), r.reply_id) AS answer
+                         FROM replies r JOIN h ON r.source = h.source AND r.thread_id = h.source_id
+                         WHERE r.is_accepted GROUP BY r.source, r.thread_id)
             SELECT t.source || '|' || t.source_id AS key, t.title, t.body_text, t.url, a.answer
-            FROM thread t JOIN hits_ h USING (source, source_id) LEFT JOIN ans a USING (source, source_id)""",
+            FROM thread t JOIN h USING (source, source_id) LEFT JOIN ans a USING (source, source_id)""",
         keys,
     )
     df["text"] = [thread_text(t, b) for t, b in zip(df.title, df.body_text)]

@@ -70,15 +70,47 @@ class HybridIndex(SavedIndex):
         return len(self.docs) if self.live is None else int(self.live.sum())
 
     def _assemble(self) -> None:
-        """The segments as one index over their concatenated positions."""
+        """The segments as one index over their concatenated positions. Their tokens and vectors are
+        not copied into one array: at a million threads that copy (800 MB) took seconds of every
+        update and of every process's first ask."""
         segs = self.segments
         self.docs = pd.concat([s.docs for s in segs], ignore_index=True) if segs else pd.DataFrame(columns=["key", "hash"])
-        self.tokens = Tokens(pa.concat_arrays([s.tokens.column for s in segs])) if segs else Tokens()
-        self.vectors = np.vstack([s.vectors for s in segs]) if segs else np.zeros((0, 0), np.float32)
+        self.tokens = Tokens(pa.chunked_array([s.tokens.column for s in segs])) if segs else Tokens()
+        self._starts = np.cumsum([0, *(len(s) for s in segs)])
+        self._vectors = None
         metas = [s.meta for s in segs]
         self.meta = pa.concat_tables(metas) if segs and all(m is not None for m in metas) else None
         self.bm25 = Bm25([s.postings for s in segs], self.live)
         self._last_query = self._last_vector = None
+        self._plan = None
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Every position's vector as one array (a copy, made on first use; searching does not need it)."""
+        if self._vectors is None:
+            segs = self.segments
+            self._vectors = np.vstack([s.vectors for s in segs]) if segs else np.zeros((0, 0), np.float32)
+        return self._vectors
+
+    def _rows(self, positions) -> np.ndarray:
+        """The vectors at ``positions``, gathered from the segments."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(self.segments) == 1:
+            return self.segments[0].vectors[positions]
+        seg = np.searchsorted(self._starts, positions, side="right") - 1
+        out = np.empty((len(positions), self.dimension), np.float32)
+        for i in np.unique(seg):
+            at = seg == i
+            out[at] = self.segments[i].vectors[positions[at] - self._starts[i]]
+        return out
+
+    def _cosines(self, q: np.ndarray) -> np.ndarray:
+        """Every position's vector times ``q`` (the vectors are unit length), segment by segment."""
+        return np.concatenate([s.vectors @ q for s in self.segments])
+
+    @property
+    def dimension(self) -> int:
+        return next((s.vectors.shape[1] for s in self.segments if len(s)), 0)
 
     # -- building ----------------------------------------------------------------------------
     def _embedder(self):
@@ -104,33 +136,44 @@ class HybridIndex(SavedIndex):
         return np.arange(len(self.docs)) if self.live is None else np.flatnonzero(self.live)
 
     def plan(self, docs: pd.DataFrame) -> dict:
-        """What ``update(docs)`` would do: the documents it would embed (``to_embed``), add and remove."""
+        """What ``update(docs)`` would do: the documents it would embed (``to_embed``), add and remove.
+        Made once for a given frame: ``update`` after a progress bar's ``plan`` reuses it."""
+        if self._plan is not None and self._plan[0] is docs:
+            return self._plan[1]
+        given = docs
         docs = docs.drop_duplicates("key").reset_index(drop=True)
         held = self._live_positions()
-        at = pd.Series(held, index=self.docs.key.to_numpy()[held]) if len(held) else pd.Series(dtype=np.int64)
-        old = docs.key.map(at)
-        same = old.notna() & docs.hash.eq(docs.key.map(pd.Series(self.docs.hash.to_numpy()[held], index=at.index)))
+        held_keys = self.docs.key.to_numpy(dtype=object)[held]
+        # Object arrays: pandas' Arrow strings went element by element through Python here (2 s at a million).
+        found = pd.Index(held_keys).get_indexer(docs.key.to_numpy(dtype=object)) if len(held) else np.full(len(docs), -1)
+        has = found >= 0
+        old = np.where(has, held[np.maximum(found, 0)] if len(held) else -1, -1).astype(np.int64)
+        same = has.copy()
+        if has.any():
+            same[has] = docs.hash.to_numpy(dtype=object)[has] == self.docs.hash.to_numpy(dtype=object)[old[has]]
         if same.any() and self.meta is not None and all(c in docs for c in META):
             # Details given with the texts (not folded into the hash): a new accepted answer is a change too.
-            stored = self.meta.take(pa.array(old[same].astype(np.int64))).to_pandas()
-            given = _meta(docs[same]).to_pandas()
-            differ = ~((stored == given) | (stored.isna() & given.isna())).all(axis=1).to_numpy()
-            same.loc[same[same].index[differ]] = False
-        gone = np.setdiff1d(held, old[same].to_numpy(np.int64), assume_unique=True)  # removed or replaced
-        removed = len(set(at.index) - set(docs.key))
+            stored = self.meta.take(pa.array(old[same])).to_pandas()
+            given_meta = _meta(docs[same]).to_pandas()
+            differ = ~((stored == given_meta) | (stored.isna() & given_meta.isna())).all(axis=1).to_numpy()
+            same[np.flatnonzero(same)[differ]] = False
+        gone = np.setdiff1d(held, old[same], assume_unique=True)  # removed or replaced
+        removed = len(held) - int(has.sum())
         growth = len(docs) / max(self.fitted_on, 1) - 1
         refit = fitted_backend(self.embedding) and len(docs) > 0 and (self.embedder is None or growth > LSA_REFIT_GROWTH)
         fresh = docs[~same]
-        return {
+        plan = {
             "docs": docs,
             "same": same,
-            "kept": old[same].to_numpy(np.int64),
+            "kept": old[same],
             "gone": gone,
             "fresh": fresh,
             "removed": removed,
             "refit": refit,
             "to_embed": len(docs) if refit else len(fresh),
         }
+        self._plan = (given, plan)
+        return plan
 
     def update(
         self,
@@ -167,7 +210,7 @@ class HybridIndex(SavedIndex):
             kept_vectors = vectors[by_key.get_indexer(self.docs.key.to_numpy()[kept])] if len(kept) else vectors[:0]
             new_vectors = vectors[by_key.get_indexer(fresh.key)]
         else:
-            kept_vectors = self.vectors[kept] if len(kept) else None
+            kept_vectors = self._rows(kept) if merge and len(kept) else None  # a new segment leaves them where they are
             new_vectors = self._encode(frame.text.tolist(), progress) if len(fresh) else None
         new_frame = frame.set_index("key").loc[fresh.key].reset_index() if refit else frame
         new_tokens = pa.array([list(t) for t in tokenize(new_frame.text.tolist())], pa.list_(pa.string()))
@@ -182,7 +225,7 @@ class HybridIndex(SavedIndex):
             segment = Segment(
                 self._next_name(),
                 pd.concat([self.docs.iloc[kept], new_docs], ignore_index=True)[["key", "hash"]],
-                Tokens(pa.concat_arrays([self.tokens.column.take(pa.array(kept, pa.int64())), new_tokens])),
+                Tokens(pa.concat_arrays([self.tokens.take(kept), new_tokens])),
                 normalise(np.vstack(vectors)),
                 meta,
             )
@@ -216,7 +259,7 @@ class HybridIndex(SavedIndex):
     def dense_ranking(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if not self.size:
             return np.zeros(0, int), np.zeros(0)
-        sims = self.vectors @ self._query_vector(query)
+        sims = self._cosines(self._query_vector(query))
         mask = self._mask(mask)
         candidates = np.flatnonzero(mask) if mask is not None else np.arange(len(sims))
         if len(candidates) > 4 * k:  # a full sort of a million scores costs more than the product itself
@@ -258,7 +301,7 @@ class HybridIndex(SavedIndex):
         out = []
         if fusion == "convex" and mode == "hybrid" and rows:
             union = np.fromiter(rows, dtype=int)
-            cos = self.vectors[union] @ self._query_vector(query)
+            cos = self._rows(union) @ self._query_vector(query)
             cos = (cos - cos.min()) / (cos.max() - cos.min() + 1e-9)
             bm = dict(zip(b_idx.tolist(), (b_score / b_score.max()).tolist())) if len(b_idx) else {}
             convex = {int(i): alpha * bm.get(int(i), 0.0) + (1 - alpha) * float(c) for i, c in zip(union, cos)}
@@ -275,7 +318,7 @@ class HybridIndex(SavedIndex):
         if df.empty:
             return df.assign(cosine=pd.Series(dtype=float), overlap=pd.Series(dtype=float))
         df = df.sort_values(["score", "position"], ascending=[False, True]).head(k).reset_index(drop=True)
-        df["cosine"] = self.vectors[df.position.to_numpy()] @ self._query_vector(query)
+        df["cosine"] = self._rows(df.position.to_numpy()) @ self._query_vector(query)
         q = content_words(query)
         df["overlap"] = [len(q & set(self.tokens[i])) / len(q) if q else 0.0 for i in df.position]
         return df

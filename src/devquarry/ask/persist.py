@@ -106,7 +106,7 @@ class SavedIndex:
             # components (256 x the vocabulary, 134 MB at 100,000 threads: a second of every ask).
             self.embedder = joblib.load(self.folder / "embedder.joblib", mmap_mode="r")
             self.embedder_file = self.folder / "embedder.joblib"
-            if np.asarray(self.embedder.encode(["check"])).shape[-1] != self.vectors.shape[1]:
+            if np.asarray(self.embedder.encode(["check"])).shape[-1] != self.dimension:
                 raise ValueError("the fitted embedder does not match the vectors")
         self.fitted_on = info.get("fitted_on", 0)
 

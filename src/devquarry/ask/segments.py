@@ -51,7 +51,9 @@ class Segment:
         docs = pd.read_parquet(folder / "docs.parquet")
         # Memory-mapped: opening an index for an update reads none of its tokens (a search reads ten rows).
         tokens = Tokens(_read_arrow(folder / "tokens.arrow").column("tokens").combine_chunks())
-        vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+        # Memory-mapped too (saved files are never written again): an update that only adds a segment
+        # reads none of them, a search reads them from the page cache without a copy.
+        vectors = np.load(folder / "vectors.npy", allow_pickle=False, mmap_mode="r")
         meta = None
         if (folder / "meta.arrow").exists():
             meta = _read_arrow(folder / "meta.arrow")

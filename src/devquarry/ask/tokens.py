@@ -44,10 +44,10 @@ def _meta(frame: pd.DataFrame) -> pa.Table:
 
 
 class Tokens:
-    """The documents' BM25 tokens as one Arrow list column: a reopened index of a million threads
+    """The documents' BM25 tokens as an Arrow list column (one chunk per segment): a reopened index of a million threads
     converts to Python lists only the few rows a search reads."""
 
-    def __init__(self, column: pa.Array | None = None) -> None:
+    def __init__(self, column: pa.Array | pa.ChunkedArray | None = None) -> None:
         self.column = column if column is not None else pa.array([], type=pa.list_(pa.string()))
 
     def __len__(self) -> int:
@@ -55,3 +55,8 @@ class Tokens:
 
     def __getitem__(self, i: int) -> list[str]:
         return self.column[int(i)].as_py()
+
+    def take(self, positions) -> pa.Array:
+        """The token lists at ``positions`` as one array."""
+        taken = self.column.take(pa.array(positions, pa.int64()))
+        return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
