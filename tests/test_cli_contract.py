@@ -62,8 +62,16 @@ def test_failed_first_ingest_leaves_no_file(tmp_path):
 def test_ctrl_c_exits_130_and_leaves_the_store_as_it_was(tmp_path, shared):
     db = tmp_path / "s.duckdb"
     assert run_cli("ingest", "discourse", str(shared / "discourse-openai-forum" / "latest.json"), db=db).returncode == 0
-    files = sorted(str(p) for p in (shared / "github-issues-llm-apps").glob("*.json.gz"))
-    files += sorted(str(p) for p in (shared / "github-issues-llm-vendors").glob("*.csv"))
+    files = sorted((shared / "github-issues-llm-apps").glob("*.json.gz"))
+    files += sorted((shared / "github-issues-llm-vendors").glob("*.csv"))
+    # Each file three times (links under other names): about 9 s of CPU, not 4.5, so that the
+    # interrupt at 2.5 s lands mid-ingest on a busy machine too (it once landed as the process exited).
+    links = tmp_path / "links"
+    links.mkdir()
+    for copy in "abc":
+        for f in files:
+            (links / f"{copy}-{f.name}").symlink_to(f)
+    files = sorted(str(p) for p in links.iterdir())
     proc = subprocess.Popen(
         [sys.executable, "-m", "devquarry", "ingest", "github", *files, "--encoding", "utf-8,gb18030", "--db", str(db)],
         stdout=subprocess.PIPE,
