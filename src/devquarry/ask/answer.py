@@ -52,9 +52,13 @@ def _kept(sources: list[str] | None, resolved_only: bool) -> tuple[str, list]:
     return sql, params
 
 
-# The first accepted answer's start, per thread.
-_ANSWERS = f"""SELECT source, thread_id AS source_id, arg_min(left(coalesce(body_text, ''), {EXCERPT_CHARS}), reply_id) AS answer
-               FROM replies WHERE is_accepted GROUP BY source, thread_id"""
+def _answers_sql(hits: str = "") -> str:
+    """The first accepted answer's start, per thread (of the threads in table ``hits`` only, if named):
+    one definition for the hash of what the index holds and for the texts it reads."""
+    join = f"JOIN {hits} h ON r.source = h.source AND r.thread_id = h.source_id" if hits else ""
+    return f"""SELECT r.source, r.thread_id AS source_id,
+                      arg_min(left(coalesce(r.body_text, ''), {EXCERPT_CHARS}), r.reply_id) AS answer
+               FROM replies r {join} WHERE r.is_accepted GROUP BY r.source, r.thread_id"""
 
 
 def doc_keys(store: Store, sources: list[str] | None = None, resolved_only: bool = True) -> pd.DataFrame:
@@ -63,7 +67,7 @@ def doc_keys(store: Store, sources: list[str] | None = None, resolved_only: bool
     texts of the new or changed ones only (``doc_texts``)."""
     kept, params = _kept(sources, resolved_only)
     return store.query(
-        f"""WITH kept AS ({kept}), ans AS ({_ANSWERS})
+        f"""WITH kept AS ({kept}), ans AS ({_answers_sql()})
             SELECT k.source || '|' || k.source_id AS key,
                    md5(concat_ws('|', coalesce(h.content_hash, ''), coalesce(h.title, ''), coalesce(h.url, ''),
                                  coalesce(a.answer, chr(0)))) AS hash
@@ -80,11 +84,7 @@ def doc_texts(store: Store, keys: list[str]) -> pd.DataFrame:
     # The accepted answers of these threads only: over all of them, at a million threads, 1.5 s an update.
     df = _by_keys(
         store,
-        f"""WITH h AS (SELECT * FROM hits_),
-                 ans AS (SELECT r.source, r.thread_id AS source_id,
-                                arg_min(left(coalesce(r.body_text, ''), {EXCERPT_CHARS}), r.reply_id) AS answer
-                         FROM replies r JOIN h ON r.source = h.source AND r.thread_id = h.source_id
-                         WHERE r.is_accepted GROUP BY r.source, r.thread_id)
+        f"""WITH h AS (SELECT * FROM hits_), ans AS ({_answers_sql("h")})
             SELECT t.source || '|' || t.source_id AS key, t.title, t.body_text, t.url, a.answer
             FROM thread t JOIN h USING (source, source_id) LEFT JOIN ans a USING (source, source_id)""",
         keys,
